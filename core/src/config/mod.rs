@@ -1,0 +1,1 @@
+//! The lighttpd configuration language (to be written).

@@ -1,0 +1,1 @@
+//! featherd module ABI (to be written).

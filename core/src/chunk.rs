@@ -1,0 +1,239 @@
+//! A queue of body chunks: memory buffers and file ranges. Response bodies are built in one
+//! by modules and drained to the socket by the worker: memory chunks with writev, file ranges
+//! with sendfile, so a file never passes through user space.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+pub enum Chunk {
+    Mem { buf: Vec<u8>, off: usize },
+    File { fd: OwnedFd, off: u64, len: u64 },
+}
+
+impl Chunk {
+    fn remaining(&self) -> u64 {
+        match self {
+            Chunk::Mem { buf, off } => (buf.len() - off) as u64,
+            Chunk::File { len, .. } => *len,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ChunkQueue {
+    chunks: VecDeque<Chunk>,
+    bytes: u64,
+}
+
+/// Outcome of one [`ChunkQueue::write_to`] attempt.
+pub enum WriteResult {
+    /// Wrote this many bytes (maybe less than queued).
+    Wrote(u64),
+    /// The socket is full.
+    WouldBlock,
+}
+
+impl ChunkQueue {
+    pub fn len(&self) -> u64 {
+        self.bytes
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.bytes = 0;
+    }
+
+    /// Append bytes, coalescing with a small trailing memory chunk.
+    pub fn push_mem(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.bytes += data.len() as u64;
+        if let Some(Chunk::Mem { buf, .. }) = self.chunks.back_mut() {
+            if buf.len() + data.len() <= 16 * 1024 {
+                buf.extend_from_slice(data);
+                return;
+            }
+        }
+        self.chunks.push_back(Chunk::Mem { buf: data.to_vec(), off: 0 });
+    }
+
+    pub fn push_vec(&mut self, buf: Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        self.bytes += buf.len() as u64;
+        self.chunks.push_back(Chunk::Mem { buf, off: 0 });
+    }
+
+    pub fn push_file(&mut self, fd: OwnedFd, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        self.bytes += len;
+        self.chunks.push_back(Chunk::File { fd, off, len });
+    }
+
+    /// Move every chunk of `other` to the end of this queue, framing each as an HTTP/1.1
+    /// chunk when `chunked`.
+    pub fn take_from(&mut self, other: &mut ChunkQueue, chunked: bool) {
+        while let Some(c) = other.chunks.pop_front() {
+            let n = c.remaining();
+            other.bytes -= n;
+            if n == 0 {
+                continue;
+            }
+            if chunked {
+                self.push_mem(format!("{n:x}\r\n").as_bytes());
+            }
+            self.bytes += n;
+            self.chunks.push_back(c);
+            if chunked {
+                self.push_mem(b"\r\n");
+            }
+        }
+    }
+
+    /// Write as much as the socket takes in one system call: writev of the leading memory
+    /// chunks, or sendfile of a leading file range.
+    pub fn write_to(&mut self, sock: i32) -> io::Result<WriteResult> {
+        let Some(front) = self.chunks.front() else { return Ok(WriteResult::Wrote(0)) };
+        let n = match front {
+            Chunk::Mem { .. } => {
+                let mut iov: [libc::iovec; 16] =
+                    [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 16];
+                let mut cnt = 0;
+                for c in self.chunks.iter() {
+                    let Chunk::Mem { buf, off } = c else { break };
+                    iov[cnt] = libc::iovec {
+                        iov_base: buf[*off..].as_ptr() as *mut libc::c_void,
+                        iov_len: buf.len() - off,
+                    };
+                    cnt += 1;
+                    if cnt == iov.len() {
+                        break;
+                    }
+                }
+                // SAFETY: iov[..cnt] point into buffers owned by self.chunks, alive and
+                // unmodified during the call; sock is a socket fd owned by the caller.
+                let r = unsafe { libc::writev(sock, iov.as_ptr(), cnt as libc::c_int) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(WriteResult::WouldBlock),
+                        io::ErrorKind::Interrupted => Ok(WriteResult::Wrote(0)),
+                        _ => Err(e),
+                    };
+                }
+                r as u64
+            }
+            Chunk::File { fd, off, len } => {
+                let mut o: libc::off_t = *off as libc::off_t;
+                let want = (*len).min(1 << 30) as usize;
+                // SAFETY: fd is an open file owned by the chunk, sock the caller's socket; o
+                // is a valid off_t the kernel updates.
+                let r = unsafe { libc::sendfile(sock, fd.as_raw_fd(), &mut o, want) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(WriteResult::WouldBlock),
+                        io::ErrorKind::Interrupted => Ok(WriteResult::Wrote(0)),
+                        _ => Err(e),
+                    };
+                }
+                if r == 0 {
+                    // The file shrank under us: the promised length cannot be delivered.
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file truncated while sending"));
+                }
+                r as u64
+            }
+        };
+        self.consume(n);
+        Ok(WriteResult::Wrote(n))
+    }
+
+    fn consume(&mut self, mut n: u64) {
+        self.bytes -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else { break };
+            let rem = front.remaining();
+            if n >= rem {
+                n -= rem;
+                self.chunks.pop_front();
+            } else {
+                match front {
+                    Chunk::Mem { off, .. } => *off += n as usize,
+                    Chunk::File { off, len, .. } => {
+                        *off += n;
+                        *len -= n;
+                    }
+                }
+                n = 0;
+            }
+        }
+    }
+
+    /// Copy out up to `max` bytes of leading memory chunks (for tests and small reads).
+    pub fn peek_mem(&self, max: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for c in &self.chunks {
+            let Chunk::Mem { buf, off } = c else { break };
+            v.extend_from_slice(&buf[*off..]);
+            if v.len() >= max {
+                v.truncate(max);
+                break;
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_and_writing() {
+        let mut body = ChunkQueue::default();
+        body.push_mem(b"hello");
+        body.push_mem(b" world");
+        let mut out = ChunkQueue::default();
+        out.push_mem(b"HEAD\r\n");
+        out.take_from(&mut body, true);
+        assert!(body.is_empty());
+        assert_eq!(out.peek_mem(1000), b"HEAD\r\nb\r\nhello world\r\n");
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut total = 0;
+        while !out.is_empty() {
+            if let Ok(WriteResult::Wrote(n)) = out.write_to(a.as_raw_fd()) {
+                total += n;
+            }
+        }
+        assert_eq!(total, 24);
+        drop(a);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut &b, &mut s).unwrap();
+        assert_eq!(s, "HEAD\r\nb\r\nhello world\r\n");
+    }
+
+    #[test]
+    fn file_chunks_use_sendfile() {
+        let dir = std::env::temp_dir().join(format!("featherd-chunk-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let f = std::fs::File::open(&dir).unwrap();
+        let mut q = ChunkQueue::default();
+        q.push_file(f.into(), 2, 5);
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        while !q.is_empty() {
+            q.write_to(a.as_raw_fd()).unwrap();
+        }
+        drop(a);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut &b, &mut s).unwrap();
+        assert_eq!(s, "23456");
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

@@ -1,0 +1,694 @@
+//! The host-services table handed to modules, and the `extern "C"` functions behind it.
+//!
+//! Every function here is an ABI entry point: it checks its pointers, never panics across the
+//! boundary (failures become negative returns), and returns strings as views into memory the
+//! request (or the configuration) owns, valid until the next mutating call (ABI rule).
+
+use super::{module_info, module_value, ConfigCtx};
+use crate::config::Value;
+use crate::request::{FileState, Request};
+use crate::worker;
+use featherd_mod_api::abi::*;
+use std::ffi::c_void;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub static HOST_API: HostApi = HostApi {
+    struct_size: std::mem::size_of::<HostApi>() as u32,
+    abi_major: ABI_MAJOR,
+    abi_minor: ABI_MINOR,
+    server_version: Str::from_static(VERSION),
+    log: host_log,
+    log_max_level,
+    config_block_count,
+    config_block_parent,
+    config_value,
+    config_error,
+    value_kind,
+    value_str,
+    value_int,
+    value_bool,
+    value_array_len,
+    value_array_get,
+    value_array_key,
+    request_config_blocks,
+    request_capture,
+    request_method,
+    request_target,
+    request_path,
+    request_query,
+    request_host,
+    request_scheme,
+    request_protocol,
+    request_set_target,
+    request_header_get,
+    request_header_set,
+    request_header_append,
+    request_header_remove,
+    request_header_at,
+    request_content_length,
+    request_body_read,
+    request_docroot,
+    request_set_docroot,
+    request_physical_path,
+    request_set_physical_path,
+    request_path_info,
+    request_remote_addr,
+    request_remote_port,
+    request_local_addr,
+    request_env_get,
+    request_env_set,
+    request_env_at,
+    request_claim,
+    response_set_status,
+    response_status,
+    response_header_get,
+    response_header_set,
+    response_header_append,
+    response_header_remove,
+    response_header_at,
+    response_append_mem,
+    response_append_file,
+    response_set_content_length,
+    response_body_finish,
+    response_pending,
+    response_high_water,
+    request_slot_get,
+    request_slot_set,
+    connection_slot_get,
+    connection_slot_set,
+    connection_remote_addr,
+    request_id,
+    request_wake,
+    fd_register,
+    fd_modify,
+    fd_unregister,
+    timer_add,
+    timer_cancel,
+    worker_index,
+    now,
+    request_file_info,
+    mimetype_for,
+    request_bytes_out,
+    request_bytes_in,
+    request_start_us,
+    module_description,
+};
+
+fn sv(b: &[u8]) -> Str {
+    Str::from_bytes(b)
+}
+
+/// # Safety
+/// `s` must be a valid view for the duration of the call (ABI rule for inputs).
+unsafe fn bytes<'a>(s: Str) -> &'a [u8] {
+    // SAFETY: forwarded from the caller.
+    unsafe { s.as_bytes() }
+}
+
+/// # Safety
+/// `req` must be null or a request the host handed to the calling module (ABI rule).
+unsafe fn req<'a>(r: *mut fd_request) -> Option<&'a mut Request> {
+    // SAFETY: forwarded from the caller; requests are Box<Request> kept alive by the worker
+    // for the whole hook call.
+    unsafe { (r as *mut Request).as_mut() }
+}
+
+fn set_found(found: *mut i32, v: bool) {
+    if !found.is_null() {
+        // SAFETY: the caller passes a writable i32 or null.
+        unsafe { *found = i32::from(v) };
+    }
+}
+
+fn opt_str(found: *mut i32, v: Option<&[u8]>) -> Str {
+    set_found(found, v.is_some());
+    v.map(sv).unwrap_or(Str::EMPTY)
+}
+
+// ---- logging
+
+unsafe extern "C" fn host_log(module_id: u32, level: u32, msg: Str) {
+    let name = module_info(module_id).map(|m| m.name).unwrap_or_else(|| "module?".into());
+    // SAFETY: msg is the caller's valid view.
+    let text = String::from_utf8_lossy(unsafe { bytes(msg) });
+    let lvl = match level {
+        LOG_ERROR => log::Level::Error,
+        LOG_WARN => log::Level::Warn,
+        LOG_INFO => log::Level::Info,
+        LOG_DEBUG => log::Level::Debug,
+        _ => log::Level::Trace,
+    };
+    log::log!(target: &name, lvl, "{text}");
+}
+
+unsafe extern "C" fn log_max_level() -> u32 {
+    match log::max_level() {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => LOG_ERROR,
+        log::LevelFilter::Warn => LOG_WARN,
+        log::LevelFilter::Info => LOG_INFO,
+        log::LevelFilter::Debug => LOG_DEBUG,
+        log::LevelFilter::Trace => LOG_TRACE,
+    }
+}
+
+// ---- configuration
+
+/// # Safety
+/// `cfg` must be the handle passed to set_defaults, during that call.
+unsafe fn ctx<'a>(cfg: *const fd_config) -> Option<&'a ConfigCtx<'a>> {
+    // SAFETY: forwarded; the handle is a &ConfigCtx alive for the set_defaults call.
+    unsafe { (cfg as *const ConfigCtx).as_ref() }
+}
+
+unsafe extern "C" fn config_block_count(cfg: *const fd_config) -> u32 {
+    // SAFETY: ABI rule on cfg.
+    unsafe { ctx(cfg) }.map_or(0, |c| c.cfg.blocks.len() as u32)
+}
+
+unsafe extern "C" fn config_block_parent(cfg: *const fd_config, block: u32) -> i32 {
+    // SAFETY: ABI rule on cfg.
+    let Some(c) = (unsafe { ctx(cfg) }) else { return -1 };
+    c.cfg.blocks.get(block as usize).and_then(|b| b.parent).map_or(-1, |p| p as i32)
+}
+
+unsafe extern "C" fn config_value(cfg: *const fd_config, module_id: u32, block: u32, key: u32) -> *const fd_value {
+    // SAFETY: ABI rule on cfg.
+    let Some(c) = (unsafe { ctx(cfg) }) else { return std::ptr::null() };
+    module_value(c, module_id as usize, block as usize, key as usize)
+        .map_or(std::ptr::null(), |v| v as *const Value as *const fd_value)
+}
+
+unsafe extern "C" fn config_error(cfg: *const fd_config, module_id: u32, block: u32, key: u32, msg: Str) {
+    // SAFETY: ABI rule on cfg.
+    let Some(c) = (unsafe { ctx(cfg) }) else { return };
+    // SAFETY: msg is the caller's valid view.
+    let msg = String::from_utf8_lossy(unsafe { bytes(msg) }).into_owned();
+    let m = c.modules.get(module_id as usize);
+    let kname = m.and_then(|m| m.keys.get(key as usize)).map(|k| k.name.as_str()).unwrap_or("?");
+    let loc = c
+        .cfg
+        .blocks
+        .get(block as usize)
+        .and_then(|b| b.settings.iter().find(|s| s.key == kname))
+        .map(|s| s.loc.to_string())
+        .unwrap_or_else(|| "config".into());
+    let mname = m.map(|m| m.name.as_str()).unwrap_or("?");
+    c.errors.borrow_mut().push(format!("{loc}: {kname}: {msg} ({mname})"));
+}
+
+/// # Safety
+/// `v` must be null or a value handed out by `config_value`/`value_array_get`.
+unsafe fn val<'a>(v: *const fd_value) -> Option<&'a Value> {
+    // SAFETY: values live in the Loaded config until cleanup.
+    unsafe { (v as *const Value).as_ref() }
+}
+
+unsafe extern "C" fn value_kind(v: *const fd_value) -> u32 {
+    // SAFETY: ABI rule on v.
+    match unsafe { val(v) } {
+        Some(Value::Str(_)) => VALUE_STRING,
+        Some(Value::Int(_)) => VALUE_INT,
+        Some(Value::Array(_)) => VALUE_ARRAY,
+        None => 0,
+    }
+}
+
+unsafe extern "C" fn value_str(v: *const fd_value) -> Str {
+    // SAFETY: ABI rule on v.
+    match unsafe { val(v) } {
+        Some(Value::Str(s)) => sv(s.as_bytes()),
+        _ => Str::EMPTY,
+    }
+}
+
+unsafe extern "C" fn value_int(v: *const fd_value, ok: *mut i32) -> i64 {
+    // SAFETY: ABI rule on v.
+    let r = unsafe { val(v) }.and_then(|v| v.as_int());
+    set_found(ok, r.is_some());
+    r.unwrap_or(0)
+}
+
+unsafe extern "C" fn value_bool(v: *const fd_value) -> i32 {
+    // SAFETY: ABI rule on v.
+    match unsafe { val(v) }.and_then(|v| v.as_bool()) {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    }
+}
+
+unsafe extern "C" fn value_array_len(v: *const fd_value) -> usize {
+    // SAFETY: ABI rule on v.
+    unsafe { val(v) }.and_then(|v| v.as_array()).map_or(0, |a| a.len())
+}
+
+unsafe extern "C" fn value_array_get(v: *const fd_value, i: usize) -> *const fd_value {
+    // SAFETY: ABI rule on v.
+    unsafe { val(v) }
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.get(i))
+        .map_or(std::ptr::null(), |e| &e.value as *const Value as *const fd_value)
+}
+
+unsafe extern "C" fn value_array_key(v: *const fd_value, i: usize, found: *mut i32) -> Str {
+    // SAFETY: ABI rule on v.
+    let k = unsafe { val(v) }.and_then(|v| v.as_array()).and_then(|a| a.get(i)).and_then(|e| e.key.as_deref());
+    opt_str(found, k.map(str::as_bytes))
+}
+
+// ---- per-request configuration
+
+unsafe extern "C" fn request_config_blocks(r: *mut fd_request, module_id: u32, out: *mut u32, cap: usize) -> usize {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return 0 };
+    let mut n = 0;
+    for b in r.config_blocks(module_id as usize + 1) {
+        if n < cap && !out.is_null() {
+            // SAFETY: out has room for cap entries (caller's promise), n < cap.
+            unsafe { *out.add(n) = b };
+        }
+        n += 1;
+    }
+    n
+}
+
+unsafe extern "C" fn request_capture(r: *mut fd_request, block: u32, n: u32, found: *mut i32) -> Str {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return opt_str(found, None) };
+    let c = r.eval.as_ref().and_then(|e| e.capture(block as usize, n as usize));
+    opt_str(found, c.map(str::as_bytes))
+}
+
+// ---- request line
+
+macro_rules! getter {
+    ($name:ident, |$r:ident| $e:expr) => {
+        unsafe extern "C" fn $name(r: *mut fd_request) -> Str {
+            // SAFETY: ABI rule on r.
+            match unsafe { req(r) } {
+                Some($r) => sv($e),
+                None => Str::EMPTY,
+            }
+        }
+    };
+}
+
+getter!(request_method, |r| &r.head.method);
+getter!(request_target, |r| &r.head.target);
+getter!(request_path, |r| &r.path);
+getter!(request_host, |r| &r.head.host);
+getter!(request_scheme, |r| r.peer.scheme.as_bytes());
+getter!(request_protocol, |r| if r.head.minor == 0 { b"HTTP/1.0" } else { b"HTTP/1.1" });
+getter!(request_docroot, |r| &r.docroot);
+getter!(request_physical_path, |r| &r.physical);
+getter!(request_path_info, |r| &r.path_info);
+getter!(request_remote_addr, |r| r.peer.remote_addr.as_bytes());
+getter!(request_local_addr, |r| r.peer.local_addr.as_bytes());
+
+unsafe extern "C" fn request_query(r: *mut fd_request, found: *mut i32) -> Str {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return opt_str(found, None) };
+    opt_str(found, r.query.as_deref())
+}
+
+unsafe extern "C" fn request_remote_port(r: *mut fd_request) -> u32 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| u32::from(r.peer.remote_port))
+}
+
+unsafe extern "C" fn request_set_target(r: *mut fd_request, target: Str) -> i32 {
+    // SAFETY: ABI rule on r and target.
+    let (Some(r), t) = (unsafe { req(r) }, unsafe { bytes(target) }) else { return -1 };
+    if t.first() != Some(&b'/') || t.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return -1;
+    }
+    r.head.target.clear();
+    r.head.target.extend_from_slice(t);
+    0
+}
+
+// ---- headers
+
+macro_rules! header_fns {
+    ($get:ident, $set:ident, $append:ident, $remove:ident, $at:ident, |$r:ident| $list:expr) => {
+        unsafe extern "C" fn $get(r: *mut fd_request, name: Str, found: *mut i32) -> Str {
+            // SAFETY: ABI rule on r and name.
+            let Some($r) = (unsafe { req(r) }) else { return opt_str(found, None) };
+            opt_str(found, $list.get(unsafe { bytes(name) }))
+        }
+        unsafe extern "C" fn $set(r: *mut fd_request, name: Str, value: Str) -> i32 {
+            // SAFETY: ABI rule on r, name and value.
+            let Some($r) = (unsafe { req(r) }) else { return -1 };
+            let (n, v) = unsafe { (bytes(name), bytes(value)) };
+            if !valid_header(n, v) {
+                return -1;
+            }
+            $list.set(n, v);
+            0
+        }
+        unsafe extern "C" fn $append(r: *mut fd_request, name: Str, value: Str) -> i32 {
+            // SAFETY: ABI rule on r, name and value.
+            let Some($r) = (unsafe { req(r) }) else { return -1 };
+            let (n, v) = unsafe { (bytes(name), bytes(value)) };
+            if !valid_header(n, v) {
+                return -1;
+            }
+            $list.append(n, v);
+            0
+        }
+        unsafe extern "C" fn $remove(r: *mut fd_request, name: Str) -> i32 {
+            // SAFETY: ABI rule on r and name.
+            let Some($r) = (unsafe { req(r) }) else { return -1 };
+            $list.remove(unsafe { bytes(name) }) as i32
+        }
+        unsafe extern "C" fn $at(r: *mut fd_request, i: usize, name: *mut Str, value: *mut Str) -> i32 {
+            // SAFETY: ABI rule on r.
+            let Some($r) = (unsafe { req(r) }) else { return 0 };
+            pair_out($list.at(i), name, value)
+        }
+    };
+}
+
+/// A header a module sets must not smuggle framing: no CR, LF or NUL, a token name.
+fn valid_header(n: &[u8], v: &[u8]) -> bool {
+    !n.is_empty()
+        && n.iter().all(|&b| b.is_ascii_graphic() && b != b':')
+        && !v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+header_fns!(
+    request_header_get,
+    request_header_set,
+    request_header_append,
+    request_header_remove,
+    request_header_at,
+    |r| r.head.headers
+);
+header_fns!(
+    response_header_get,
+    response_header_set,
+    response_header_append,
+    response_header_remove,
+    response_header_at,
+    |r| r.resp_headers
+);
+unsafe extern "C" fn request_env_get(r: *mut fd_request, name: Str, found: *mut i32) -> Str {
+    // SAFETY: ABI rule on r and name.
+    let Some(r) = (unsafe { req(r) }) else { return opt_str(found, None) };
+    opt_str(found, r.env.get(unsafe { bytes(name) }))
+}
+
+unsafe extern "C" fn request_env_at(r: *mut fd_request, i: usize, name: *mut Str, value: *mut Str) -> i32 {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return 0 };
+    pair_out(r.env.at(i), name, value)
+}
+
+fn pair_out(p: Option<(&[u8], &[u8])>, name: *mut Str, value: *mut Str) -> i32 {
+    match p {
+        Some((n, v)) => {
+            if !name.is_null() && !value.is_null() {
+                // SAFETY: the caller passes writable Str slots.
+                unsafe {
+                    *name = sv(n);
+                    *value = sv(v);
+                }
+            }
+            1
+        }
+        None => 0,
+    }
+}
+
+unsafe extern "C" fn request_env_set(r: *mut fd_request, name: Str, value: Str) -> i32 {
+    // SAFETY: ABI rule on r, name and value.
+    let Some(rq) = (unsafe { req(r) }) else { return -1 };
+    let (n, v) = unsafe { (bytes(name), bytes(value)) };
+    if n.is_empty() || n.contains(&b'=') || n.contains(&0) || v.contains(&0) {
+        return -1;
+    }
+    rq.env.set(n, v);
+    0
+}
+
+// ---- body in
+
+unsafe extern "C" fn request_content_length(r: *mut fd_request) -> i64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.and_then(|r| r.head.content_length).map_or(-1, |n| n as i64)
+}
+
+unsafe extern "C" fn request_body_read(r: *mut fd_request, buf: *mut u8, cap: usize) -> isize {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    if buf.is_null() {
+        return -1;
+    }
+    let avail = &r.body_in[r.body_in_pos..];
+    let n = avail.len().min(cap);
+    // SAFETY: buf is writable for cap bytes (caller's promise), n <= cap.
+    unsafe { std::ptr::copy_nonoverlapping(avail.as_ptr(), buf, n) };
+    r.body_in_pos += n;
+    n as isize
+}
+
+// ---- paths
+
+unsafe extern "C" fn request_set_docroot(r: *mut fd_request, p: Str) -> i32 {
+    // SAFETY: ABI rule on r and p.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    let p = unsafe { bytes(p) };
+    if p.contains(&0) {
+        return -1;
+    }
+    r.docroot.clear();
+    r.docroot.extend_from_slice(p);
+    while r.docroot.len() > 1 && r.docroot.ends_with(b"/") {
+        r.docroot.pop();
+    }
+    0
+}
+
+unsafe extern "C" fn request_set_physical_path(r: *mut fd_request, p: Str) -> i32 {
+    // SAFETY: ABI rule on r and p.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    let p = unsafe { bytes(p) };
+    if p.contains(&0) {
+        return -1;
+    }
+    r.physical.clear();
+    r.physical.extend_from_slice(p);
+    // The host stats again before the next hook that needs it.
+    r.file = FileState::Unknown;
+    0
+}
+
+unsafe extern "C" fn request_file_info(r: *mut fd_request, out: *mut FileInfo) -> i32 {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    if r.physical.is_empty() {
+        return -1;
+    }
+    if matches!(r.file, FileState::Unknown) {
+        r.file = worker::stat_path(&r.physical);
+    }
+    match r.file {
+        FileState::Found(fi) => {
+            if !out.is_null() {
+                // SAFETY: out is a writable FileInfo (caller's promise).
+                unsafe { *out = fi };
+            }
+            0
+        }
+        _ => -2,
+    }
+}
+
+unsafe extern "C" fn mimetype_for(r: *mut fd_request, path: Str) -> Str {
+    // SAFETY: ABI rule on r and path.
+    let Some(r) = (unsafe { req(r) }) else { return Str::EMPTY };
+    let p = unsafe { bytes(path) };
+    sv(r.core().mimetype_for(p).as_bytes())
+}
+
+// ---- handler and response
+
+unsafe extern "C" fn request_claim(r: *mut fd_request, module_id: u32) -> i32 {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    match r.handler {
+        Some(h) if h != module_id as usize => -1,
+        _ => {
+            if module_id as usize >= r.loaded.modules.len() {
+                return -1;
+            }
+            r.handler = Some(module_id as usize);
+            0
+        }
+    }
+}
+
+unsafe extern "C" fn response_set_status(r: *mut fd_request, status: u32) {
+    // SAFETY: ABI rule on r.
+    if let Some(r) = unsafe { req(r) } {
+        if (100..1000).contains(&status) && !r.head_sent {
+            r.status = status as u16;
+        }
+    }
+}
+
+unsafe extern "C" fn response_status(r: *mut fd_request) -> u32 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| u32::from(r.status))
+}
+
+unsafe extern "C" fn response_append_mem(r: *mut fd_request, data: Str) -> i32 {
+    // SAFETY: ABI rule on r and data.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    if r.body_finished {
+        return -1;
+    }
+    r.body.push_mem(unsafe { bytes(data) });
+    0
+}
+
+unsafe extern "C" fn response_append_file(r: *mut fd_request, fd: i32, offset: u64, len: u64) -> i32 {
+    if fd < 0 {
+        return -1;
+    }
+    // SAFETY: the ABI transfers ownership of fd to the host in every case.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    if r.body_finished {
+        return -1;
+    }
+    r.body.push_file(owned, offset, len);
+    0
+}
+
+unsafe extern "C" fn response_set_content_length(r: *mut fd_request, len: i64) {
+    // SAFETY: ABI rule on r.
+    if let Some(r) = unsafe { req(r) } {
+        r.content_length = u64::try_from(len).ok();
+    }
+}
+
+unsafe extern "C" fn response_body_finish(r: *mut fd_request) {
+    // SAFETY: ABI rule on r.
+    if let Some(r) = unsafe { req(r) } {
+        r.body_finished = true;
+    }
+}
+
+unsafe extern "C" fn response_pending(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.body.len() + r.out_pending)
+}
+
+unsafe extern "C" fn response_high_water(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.high_water)
+}
+
+// ---- slots
+
+unsafe extern "C" fn request_slot_get(r: *mut fd_request, module_id: u32) -> *mut c_void {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.and_then(|r| r.slots.get(module_id as usize).copied()).unwrap_or(std::ptr::null_mut())
+}
+
+unsafe extern "C" fn request_slot_set(r: *mut fd_request, module_id: u32, data: *mut c_void) {
+    // SAFETY: ABI rule on r.
+    if let Some(s) = unsafe { req(r) }.and_then(|r| r.slots.get_mut(module_id as usize)) {
+        *s = data;
+    }
+}
+
+unsafe extern "C" fn connection_slot_get(c: *mut fd_connection, module_id: u32) -> *mut c_void {
+    // SAFETY: connection handles are &mut ConnInfo kept alive for the hook call.
+    unsafe { (c as *mut worker::ConnInfo).as_mut() }
+        .and_then(|c| c.slots.get(module_id as usize).copied())
+        .unwrap_or(std::ptr::null_mut())
+}
+
+unsafe extern "C" fn connection_slot_set(c: *mut fd_connection, module_id: u32, data: *mut c_void) {
+    // SAFETY: as above.
+    if let Some(s) = unsafe { (c as *mut worker::ConnInfo).as_mut() }.and_then(|c| c.slots.get_mut(module_id as usize))
+    {
+        *s = data;
+    }
+}
+
+unsafe extern "C" fn connection_remote_addr(c: *mut fd_connection) -> Str {
+    // SAFETY: as above.
+    unsafe { (c as *mut worker::ConnInfo).as_ref() }.map_or(Str::EMPTY, |c| sv(c.peer.remote_addr.as_bytes()))
+}
+
+// ---- events
+
+unsafe extern "C" fn request_id(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.id)
+}
+
+unsafe extern "C" fn request_wake(id: u64) -> i32 {
+    worker::wake(id)
+}
+
+unsafe extern "C" fn fd_register(module_id: u32, fd: i32, interest: u32, cb: fd_event_fn, ctx: *mut c_void) -> i64 {
+    let Some(m) = module_info(module_id) else { return -1 };
+    worker::fd_register(m.data, fd, interest, cb, ctx)
+}
+
+unsafe extern "C" fn fd_modify(handle: i64, interest: u32) -> i32 {
+    worker::fd_modify(handle, interest)
+}
+
+unsafe extern "C" fn fd_unregister(handle: i64) -> i32 {
+    worker::fd_unregister(handle)
+}
+
+unsafe extern "C" fn timer_add(module_id: u32, ms: u64, cb: fd_event_fn, ctx: *mut c_void) -> i64 {
+    let Some(m) = module_info(module_id) else { return -1 };
+    worker::timer_add(m.data, ms, cb, ctx)
+}
+
+unsafe extern "C" fn timer_cancel(handle: i64) -> i32 {
+    worker::timer_cancel(handle)
+}
+
+unsafe extern "C" fn worker_index() -> i32 {
+    worker::current_index()
+}
+
+unsafe extern "C" fn now() -> i64 {
+    crate::http::unix_now() as i64
+}
+
+unsafe extern "C" fn request_bytes_out(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.bytes_out)
+}
+
+unsafe extern "C" fn request_bytes_in(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.bytes_in)
+}
+
+unsafe extern "C" fn request_start_us(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.start_us)
+}
+
+unsafe extern "C" fn module_description(module_id: u32) -> Str {
+    // The registry keeps each description in an Arc<str> until the next configuration load,
+    // which outlives any use a module can make of the view within a call.
+    match super::REGISTRY.read() {
+        Ok(reg) => reg.get(module_id as usize).map_or(Str::EMPTY, |m| sv(m.description.as_bytes())),
+        Err(_) => Str::EMPTY,
+    }
+}

@@ -1,0 +1,251 @@
+//! One HTTP request as the hook chain sees it: the parsed head, the URL after normalisation,
+//! paths, environment, the response being built, module slots and the evaluated conditions.
+//! A `*mut Request` is what modules receive as `fd_request`. Requests are pooled per worker
+//! and reused, so their buffers stop allocating once warm.
+
+use crate::chunk::ChunkQueue;
+use crate::conf::CoreConf;
+use crate::config::{CondField, Evaluation, RequestFacts};
+use crate::host::Loaded;
+use crate::http::headers::HeaderList;
+use crate::http::parse::Head;
+use featherd_mod_api::abi::FileInfo;
+use std::ffi::c_void;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Where the request is in the hook chain (so a suspended hook resumes at the same place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Start,
+    UriRaw,
+    UriClean,
+    Docroot,
+    Physical,
+    SubrequestStart,
+    Subrequest,
+    Respond,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum FileState {
+    Unknown,
+    Missing,
+    Found(FileInfo),
+}
+
+/// Per-connection facts copied into each request.
+#[derive(Clone, Default)]
+pub struct Peer {
+    pub remote_addr: String,
+    pub remote_ip: Option<IpAddr>,
+    pub remote_port: u16,
+    pub local_addr: String,
+    /// The listener's name as the config wrote it, for `$SERVER["socket"]`.
+    pub server_socket: Arc<str>,
+    pub scheme: &'static str,
+}
+
+pub struct Request {
+    pub loaded: Arc<Loaded>,
+    pub id: u64,
+    pub head: Head,
+    pub path: Vec<u8>,
+    pub query: Option<Vec<u8>>,
+    pub peer: Peer,
+    pub docroot: Vec<u8>,
+    pub physical: Vec<u8>,
+    pub path_info: Vec<u8>,
+    pub file: FileState,
+    pub env: HeaderList,
+    pub eval: Option<Evaluation>,
+    /// Core settings for this request: a block's precomputed settings or a merge.
+    pub core_block: usize,
+    pub core_owned: Option<Box<CoreConf>>,
+
+    pub phase: Phase,
+    /// Position in the current chain (to resume the module that suspended).
+    pub chain_pos: usize,
+    pub comebacks: u32,
+    pub handler: Option<usize>,
+    pub slots: Vec<*mut c_void>,
+
+    // request body (Content-Length bodies, read before the hooks run)
+    pub body_in: Vec<u8>,
+    pub body_in_pos: usize,
+
+    // response
+    pub status: u16,
+    pub resp_headers: HeaderList,
+    pub body: ChunkQueue,
+    pub content_length: Option<u64>,
+    pub body_finished: bool,
+    /// Headers went out; the body streams.
+    pub head_sent: bool,
+    pub high_water: u64,
+    /// Bytes of this response framed for the socket and not yet written (set by the worker).
+    pub out_pending: u64,
+
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub start_us: u64,
+    /// Scratch for values the host returns as strings it computes (valid until next call).
+    pub scratch: Vec<u8>,
+}
+
+impl Request {
+    pub fn new(loaded: Arc<Loaded>) -> Request {
+        let n = loaded.modules.len();
+        Request {
+            loaded,
+            id: 0,
+            head: Head::default(),
+            path: Vec::new(),
+            query: None,
+            peer: Peer::default(),
+            docroot: Vec::new(),
+            physical: Vec::new(),
+            path_info: Vec::new(),
+            file: FileState::Unknown,
+            env: HeaderList::default(),
+            eval: None,
+            core_block: 0,
+            core_owned: None,
+            phase: Phase::Start,
+            chain_pos: 0,
+            comebacks: 0,
+            handler: None,
+            slots: vec![std::ptr::null_mut(); n],
+            body_in: Vec::new(),
+            body_in_pos: 0,
+            status: 0,
+            resp_headers: HeaderList::default(),
+            body: ChunkQueue::default(),
+            content_length: None,
+            body_finished: false,
+            head_sent: false,
+            high_water: 256 * 1024,
+            out_pending: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            start_us: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Forget the previous request (keeping buffers).
+    pub fn reset(&mut self) {
+        self.path.clear();
+        self.query = None;
+        self.docroot.clear();
+        self.physical.clear();
+        self.path_info.clear();
+        self.file = FileState::Unknown;
+        self.env.clear();
+        self.core_block = 0;
+        self.core_owned = None;
+        self.phase = Phase::Start;
+        self.chain_pos = 0;
+        self.comebacks = 0;
+        self.handler = None;
+        for s in self.slots.iter_mut() {
+            *s = std::ptr::null_mut();
+        }
+        self.body_in.clear();
+        self.body_in_pos = 0;
+        self.status = 0;
+        self.resp_headers.clear();
+        self.body.clear();
+        self.content_length = None;
+        self.body_finished = false;
+        self.head_sent = false;
+        self.out_pending = 0;
+        self.bytes_in = 0;
+        self.bytes_out = 0;
+        self.head.headers.shrink();
+        self.resp_headers.shrink();
+        if self.body_in.capacity() > 64 * 1024 {
+            self.body_in = Vec::new();
+        }
+    }
+
+    pub fn core(&self) -> &CoreConf {
+        match &self.core_owned {
+            Some(c) => c,
+            None => &self.loaded.core_base[self.core_block],
+        }
+    }
+
+    /// Evaluate the conditions and pick the core settings for this request.
+    pub fn evaluate(&mut self) {
+        let facts = Facts { req: self };
+        let eval = Evaluation::evaluate(&self.loaded.cfg, &facts);
+        self.eval = Some(eval);
+        self.core_owned = None;
+        self.core_block = 0;
+        let list: Vec<u32> =
+            self.loaded.owner_blocks[0].iter().copied().filter(|&b| self.matched(b)).collect();
+        let Some(&last) = list.last() else { return };
+        if list[..list.len() - 1].iter().all(|&a| self.loaded.is_ancestor(a, last)) {
+            self.core_block = last as usize;
+            return;
+        }
+        let mut c = self.loaded.core_base[0].clone();
+        for b in list {
+            for s in &self.loaded.cfg.blocks[b as usize].settings {
+                c.apply(&s.key, &s.value);
+            }
+        }
+        self.core_owned = Some(Box::new(c));
+    }
+
+    /// The matched blocks that set one of `owner`'s keys (0 = core, i+1 = module i).
+    pub fn config_blocks(&self, owner: usize) -> impl Iterator<Item = u32> + '_ {
+        self.loaded
+            .owner_blocks
+            .get(owner)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(|&b| self.matched(b))
+    }
+
+    pub fn matched(&self, block: u32) -> bool {
+        block == 0 || self.eval.as_ref().is_some_and(|e| e.matched(block as usize))
+    }
+}
+
+struct Facts<'a> {
+    req: &'a Request,
+}
+
+fn utf8(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok()
+}
+
+impl RequestFacts for Facts<'_> {
+    fn field(&self, field: &CondField) -> Option<&str> {
+        let r = self.req;
+        let h = |n: &[u8]| r.head.headers.get(n).and_then(utf8);
+        match field {
+            CondField::Host => utf8(&r.head.host),
+            CondField::Url => utf8(&r.path),
+            CondField::QueryString => Some(r.query.as_deref().and_then(utf8).unwrap_or("")),
+            CondField::RemoteIp => Some(&r.peer.remote_addr),
+            CondField::Scheme => Some(r.peer.scheme),
+            CondField::RequestMethod => utf8(&r.head.method),
+            CondField::UserAgent => h(b"user-agent"),
+            CondField::Referer => h(b"referer"),
+            CondField::Cookie => h(b"cookie"),
+            CondField::Language => h(b"accept-language"),
+            CondField::RequestHeader(name) => h(name.as_bytes()),
+            CondField::ServerSocket => Some(&r.peer.server_socket),
+            CondField::PhysicalPath | CondField::PhysicalExistingPath => utf8(&r.physical),
+        }
+    }
+
+    fn remote_ip(&self) -> Option<IpAddr> {
+        self.req.peer.remote_ip
+    }
+}

@@ -1,0 +1,1177 @@
+//! A worker: one thread, one mio poller, its own listening sockets (SO_REUSEPORT) and its own
+//! connections. Each connection runs a small state machine (read head → read body → hooks →
+//! write → keep-alive or close); the hook chain itself is in [`crate::handle`]. Module fds
+//! and timers live in a thread-local context so that host services called from inside a
+//! hook can reach them without aliasing the worker's own borrows.
+
+use crate::chunk::{ChunkQueue, WriteResult};
+use crate::handle::{self, Step};
+use crate::host::{DataPtr, Loaded};
+use crate::http::parse::{parse_head, Parsed};
+use crate::request::{FileState, Peer, Request};
+use featherd_mod_api::abi::*;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ffi::c_void;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const RUN: u8 = 0;
+pub const GRACEFUL: u8 = 1;
+pub const STOP: u8 = 2;
+
+/// Shared between the main thread and the workers.
+pub struct Control {
+    pub state: AtomicU8,
+    /// Open connections over all workers (for server.max-connections).
+    pub connections: AtomicUsize,
+    pub max_connections: usize,
+}
+
+pub enum ListenSock {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+pub struct Listener {
+    pub sock: ListenSock,
+    /// The name `$SERVER["socket"]` compares with, e.g. "127.0.0.1:8080".
+    pub name: Arc<str>,
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(b),
+            Stream::Unix(s) => s.read(b),
+        }
+    }
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(b),
+            Stream::Unix(s) => s.write(b),
+        }
+    }
+    fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+/// What connection hooks see as `fd_connection`.
+pub struct ConnInfo {
+    pub peer: Peer,
+    pub slots: Vec<*mut c_void>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    ReadHead,
+    ReadBody,
+    Handle,
+    Write,
+    /// Response sent, write side shut: read and discard until EOF so the client gets all of
+    /// it (closing with unread data would send a reset).
+    Linger,
+}
+
+struct Conn {
+    stream: Stream,
+    info: Box<ConnInfo>,
+    gen: u32,
+    state: State,
+    rbuf: Vec<u8>,
+    req: Option<Box<Request>>,
+    out: ChunkQueue,
+    chunked: bool,
+    keep_alive: bool,
+    served: u32,
+    last_active: u64,
+    suspended: bool,
+    peer_closed: bool,
+    /// The kernel may have bytes for us that we have not read (edge-triggered poller).
+    maybe_readable: bool,
+}
+
+// ---- thread-local services for modules
+
+struct FdReg {
+    fd: RawFd,
+    gen: u32,
+    data: DataPtr,
+    cb: fd_event_fn,
+    ctx: *mut c_void,
+}
+
+struct TimerReg {
+    data: DataPtr,
+    cb: fd_event_fn,
+    ctx: *mut c_void,
+}
+
+struct WorkerCtx {
+    index: u32,
+    registry: Registry,
+    fds: Slab<FdReg>,
+    fd_gen: u32,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_regs: HashMap<u64, TimerReg>,
+    next_timer: u64,
+    wakes: Vec<u64>,
+}
+
+thread_local! {
+    static WCTX: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
+}
+
+const LISTENER_MAX: usize = 256;
+const WAKER: Token = Token(LISTENER_MAX);
+const CONN_BASE: usize = 1024;
+const FD_BASE: usize = 1 << 32;
+
+fn mio_interest(i: u32) -> Option<Interest> {
+    match (i & FD_READABLE != 0, i & FD_WRITABLE != 0) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+pub fn current_index() -> i32 {
+    WCTX.with(|w| w.borrow().as_ref().map_or(-1, |w| w.index as i32))
+}
+
+pub fn wake(id: u64) -> i32 {
+    WCTX.with(|w| match w.borrow_mut().as_mut() {
+        Some(w) => {
+            w.wakes.push(id);
+            0
+        }
+        None => -1,
+    })
+}
+
+pub fn fd_register(data: DataPtr, fd: RawFd, interest: u32, cb: fd_event_fn, ctx: *mut c_void) -> i64 {
+    let Some(int) = mio_interest(interest) else { return -1 };
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        w.fd_gen = w.fd_gen.wrapping_add(1).max(1);
+        let gen = w.fd_gen;
+        let entry = w.fds.vacant_entry();
+        let key = entry.key();
+        if w.registry.register(&mut SourceFd(&fd), Token(FD_BASE + key), int).is_err() {
+            return -1;
+        }
+        entry.insert(FdReg { fd, gen, data, cb, ctx });
+        ((gen as i64) << 32) | (key as i64 + 1)
+    })
+}
+
+fn fd_key(handle: i64) -> (usize, u32) {
+    (((handle & 0xffff_ffff) - 1) as usize, (handle >> 32) as u32)
+}
+
+pub fn fd_modify(handle: i64, interest: u32) -> i32 {
+    let (key, gen) = fd_key(handle);
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        let Some(r) = w.fds.get(key).filter(|r| r.gen == gen) else { return -2 };
+        let fd = r.fd;
+        match mio_interest(interest) {
+            Some(i) => w.registry.reregister(&mut SourceFd(&fd), Token(FD_BASE + key), i).map_or(-1, |_| 0),
+            // mio has no empty interest: deregister until asked again.
+            None => w.registry.deregister(&mut SourceFd(&fd)).map_or(-1, |_| 0),
+        }
+    })
+}
+
+pub fn fd_unregister(handle: i64) -> i32 {
+    let (key, gen) = fd_key(handle);
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        if w.fds.get(key).is_none_or(|r| r.gen != gen) {
+            return -2;
+        }
+        let r = w.fds.remove(key);
+        let _ = w.registry.deregister(&mut SourceFd(&r.fd));
+        0
+    })
+}
+
+pub fn timer_add(data: DataPtr, ms: u64, cb: fd_event_fn, ctx: *mut c_void) -> i64 {
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        w.next_timer += 1;
+        let id = w.next_timer;
+        w.timers.push(Reverse((Instant::now() + Duration::from_millis(ms), id)));
+        w.timer_regs.insert(id, TimerReg { data, cb, ctx });
+        id as i64
+    })
+}
+
+pub fn timer_cancel(handle: i64) -> i32 {
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        match w.timer_regs.remove(&(handle as u64)) {
+            Some(_) => 0,
+            None => -2,
+        }
+    })
+}
+
+/// stat(2) a physical path.
+pub fn stat_path(p: &[u8]) -> FileState {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(std::ffi::OsStr::from_bytes(p)) {
+        Ok(m) => FileState::Found(FileInfo {
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            inode: m.ino(),
+            device: m.dev(),
+            mode: m.mode(),
+            kind: if m.is_file() {
+                FILE_KIND_REGULAR
+            } else if m.is_dir() {
+                FILE_KIND_DIRECTORY
+            } else {
+                FILE_KIND_OTHER
+            },
+        }),
+        Err(_) => FileState::Missing,
+    }
+}
+
+fn now_secs() -> u64 {
+    crate::http::unix_now()
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+pub struct Worker {
+    index: u32,
+    poll: Poll,
+    listeners: Vec<Listener>,
+    conns: Slab<Conn>,
+    loaded: Arc<Loaded>,
+    control: Arc<Control>,
+    pool: Vec<Box<Request>>,
+    scratch: Vec<u8>,
+    accept_paused: bool,
+    listening: bool,
+    last_tick: u64,
+}
+
+/// Create a worker's poller and waker (the waker is handed to the main thread).
+pub fn new_poll() -> io::Result<(Poll, Arc<Waker>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    Ok((poll, waker))
+}
+
+impl Worker {
+    pub fn new(
+        index: u32,
+        poll: Poll,
+        mut listeners: Vec<Listener>,
+        loaded: Arc<Loaded>,
+        control: Arc<Control>,
+    ) -> io::Result<Worker> {
+        listeners.truncate(LISTENER_MAX);
+        for (i, l) in listeners.iter_mut().enumerate() {
+            match &mut l.sock {
+                ListenSock::Tcp(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
+                ListenSock::Unix(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
+            }
+        }
+        Ok(Worker {
+            index,
+            poll,
+            listeners,
+            conns: Slab::new(),
+            loaded,
+            control,
+            pool: Vec::new(),
+            scratch: vec![0u8; 16 * 1024],
+            accept_paused: false,
+            listening: true,
+            last_tick: now_secs(),
+        })
+    }
+
+    pub fn run(mut self) {
+        let registry = match self.poll.registry().try_clone() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("worker {}: cannot clone the poll registry: {e}", self.index);
+                return;
+            }
+        };
+        WCTX.with(|w| {
+            *w.borrow_mut() = Some(WorkerCtx {
+                index: self.index,
+                registry,
+                fds: Slab::new(),
+                fd_gen: 0,
+                timers: BinaryHeap::new(),
+                timer_regs: HashMap::new(),
+                next_timer: 0,
+                wakes: Vec::new(),
+            })
+        });
+        for m in &self.loaded.modules {
+            if let Some(wi) = m.desc.worker_init {
+                // SAFETY: the module's own data pointer, on the worker thread it is for.
+                if unsafe { wi(m.data.0, self.index) } != 0 {
+                    log::error!("{}: worker_init failed on worker {}", m.name, self.index);
+                }
+            }
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut graceful_deadline: Option<Instant> = None;
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("worker {}: poll failed: {e}", self.index);
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                let t = ev.token().0;
+                if t < self.listeners.len() {
+                    self.accept(t);
+                } else if t == WAKER.0 {
+                    // Control state is checked below.
+                } else if t >= FD_BASE {
+                    dispatch_fd(t - FD_BASE, ev);
+                } else if t >= CONN_BASE {
+                    let idx = t - CONN_BASE;
+                    if let Some(c) = self.conns.get_mut(idx) {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            c.maybe_readable = true;
+                        }
+                        self.drive(idx);
+                    }
+                }
+            }
+            self.run_timers();
+            self.run_wakes();
+            let now = now_secs();
+            if now != self.last_tick {
+                self.last_tick = now;
+                self.check_timeouts(now);
+            }
+            match self.control.state.load(Ordering::Acquire) {
+                STOP => break,
+                GRACEFUL => {
+                    if self.listening {
+                        self.stop_listening();
+                        graceful_deadline = Some(
+                            Instant::now() + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
+                        );
+                    }
+                    self.close_idle();
+                    if self.conns.is_empty() || graceful_deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.close(k);
+        }
+        WCTX.with(|w| *w.borrow_mut() = None);
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let mut d = Duration::from_millis(1000);
+        WCTX.with(|w| {
+            if let Some(w) = w.borrow().as_ref() {
+                if !w.wakes.is_empty() {
+                    d = Duration::ZERO;
+                } else if let Some(Reverse((at, _))) = w.timers.peek() {
+                    d = d.min(at.saturating_duration_since(Instant::now()));
+                }
+            }
+        });
+        d
+    }
+
+    fn stop_listening(&mut self) {
+        for l in self.listeners.iter_mut() {
+            let _ = match &mut l.sock {
+                ListenSock::Tcp(s) => self.poll.registry().deregister(s),
+                ListenSock::Unix(s) => self.poll.registry().deregister(s),
+            };
+        }
+        self.listeners.clear();
+        self.listening = false;
+    }
+
+    fn close_idle(&mut self) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::ReadHead && c.rbuf.is_empty() && c.req.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        for k in idle {
+            self.close(k);
+        }
+    }
+
+    fn accept(&mut self, li: usize) {
+        loop {
+            if self.control.max_connections > 0
+                && self.control.connections.load(Ordering::Relaxed) >= self.control.max_connections
+            {
+                self.accept_paused = true;
+                return;
+            }
+            let Some(l) = self.listeners.get(li) else { return };
+            let name = l.name.clone();
+            let (stream, peer) = match &l.sock {
+                ListenSock::Tcp(s) => match s.accept() {
+                    Ok((st, addr)) => {
+                        let _ = st.set_nodelay(true);
+                        let local = st.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                        let ip = addr.ip().to_canonical();
+                        (
+                            Stream::Tcp(st),
+                            Peer {
+                                remote_addr: ip.to_string(),
+                                remote_ip: Some(ip),
+                                remote_port: addr.port(),
+                                local_addr: local,
+                                server_socket: name,
+                                scheme: "http",
+                            },
+                        )
+                    }
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            log::warn!("accept on {name}: {e}");
+                        }
+                        return;
+                    }
+                },
+                ListenSock::Unix(s) => match s.accept() {
+                    Ok((st, _)) => (
+                        Stream::Unix(st),
+                        Peer {
+                            remote_addr: "unix:".into(),
+                            remote_ip: None,
+                            remote_port: 0,
+                            local_addr: name.to_string(),
+                            server_socket: name,
+                            scheme: "http",
+                        },
+                    ),
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            log::warn!("accept on {name}: {e}");
+                        }
+                        return;
+                    }
+                },
+            };
+            self.add_conn(stream, peer);
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, peer: Peer) {
+        let entry = self.conns.vacant_entry();
+        let idx = entry.key();
+        // Both directions, edge-triggered, registered once: no re-registration per request.
+        if let Err(e) =
+            self.poll.registry().register(stream.source(), Token(CONN_BASE + idx), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("cannot register a connection: {e}");
+            return;
+        }
+        self.control.connections.fetch_add(1, Ordering::Relaxed);
+        let nmods = self.loaded.modules.len();
+        let mut info = Box::new(ConnInfo { peer, slots: vec![std::ptr::null_mut(); nmods] });
+        let mut ok = true;
+        for (i, hook) in &self.loaded.chains.connection_accept {
+            let data = self.loaded.modules[*i].data.0;
+            // SAFETY: module hook with its data and a live ConnInfo.
+            let r = unsafe { hook(data, &mut *info as *mut ConnInfo as *mut fd_connection) };
+            if r == HANDLER_ERROR {
+                ok = false;
+                break;
+            }
+            if r != HANDLER_GO_ON {
+                break;
+            }
+        }
+        entry.insert(Conn {
+            stream,
+            info,
+            gen: 0,
+            state: State::ReadHead,
+            rbuf: Vec::new(),
+            req: None,
+            out: ChunkQueue::default(),
+            chunked: false,
+            keep_alive: true,
+            served: 0,
+            last_active: now_secs(),
+            suspended: false,
+            peer_closed: false,
+            maybe_readable: true,
+        });
+        if !ok {
+            self.close(idx);
+            return;
+        }
+        self.drive(idx);
+    }
+
+    fn close(&mut self, idx: usize) {
+        if !self.conns.contains(idx) {
+            return;
+        }
+        let mut c = self.conns.remove(idx);
+        if let Some(mut req) = c.req.take() {
+            self.end_request(&mut req, false);
+            self.release(req);
+        }
+        for (i, hook) in &self.loaded.chains.connection_close {
+            let data = self.loaded.modules[*i].data.0;
+            // SAFETY: module hook with its data and a live ConnInfo.
+            unsafe { hook(data, &mut *c.info as *mut ConnInfo as *mut fd_connection) };
+        }
+        let _ = self.poll.registry().deregister(c.stream.source());
+        self.control.connections.fetch_sub(1, Ordering::Relaxed);
+        drop(c);
+        if self.accept_paused && self.listening {
+            self.accept_paused = false;
+            for li in 0..self.listeners.len() {
+                self.accept(li);
+            }
+        }
+    }
+
+    fn take_request(&mut self) -> Box<Request> {
+        match self.pool.pop() {
+            Some(r) if Arc::ptr_eq(&r.loaded, &self.loaded) => r,
+            _ => Box::new(Request::new(self.loaded.clone())),
+        }
+    }
+
+    fn release(&mut self, mut req: Box<Request>) {
+        req.reset();
+        if self.pool.len() < 64 {
+            self.pool.push(req);
+        }
+    }
+
+    /// request_done (if it completed) and request_reset for every module.
+    fn end_request(&self, req: &mut Request, done: bool) {
+        let rp = req as *mut Request as *mut fd_request;
+        if done {
+            for (i, hook) in &self.loaded.chains.request_done {
+                // SAFETY: module hook with its data and the live request.
+                unsafe { hook(self.loaded.modules[*i].data.0, rp) };
+            }
+        }
+        for (i, hook) in &self.loaded.chains.request_reset {
+            // SAFETY: as above.
+            unsafe { hook(self.loaded.modules[*i].data.0, rp) };
+        }
+    }
+
+    /// Read what the socket has into the connection buffer. Returns false when the peer
+    /// closed or failed (the caller decides what that means in its state).
+    fn fill(&mut self, idx: usize, limit: usize) -> io::Result<bool> {
+        let c = &mut self.conns[idx];
+        loop {
+            if c.rbuf.len() >= limit {
+                // Leave the rest in the kernel until we have room (it stays readable).
+                c.maybe_readable = true;
+                return Ok(true);
+            }
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    c.maybe_readable = false;
+                    c.peer_closed = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&self.scratch[..n]);
+                    c.last_active = now_secs();
+                    if n < self.scratch.len() {
+                        // Short read: most likely drained. Edge-triggered polling will tell
+                        // us about more; save the extra read(2) that would say EAGAIN.
+                        c.maybe_readable = false;
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.maybe_readable = false;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    c.peer_closed = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Advance a connection as far as it can go without blocking.
+    fn drive(&mut self, idx: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(idx) else { return };
+            match c.state {
+                State::ReadHead => {
+                    if !c.rbuf.is_empty() {
+                        let mut req = match c.req.take() {
+                            Some(r) => r,
+                            None => self.take_request(),
+                        };
+                        let c = &mut self.conns[idx];
+                        match parse_head(&c.rbuf, &mut req.head) {
+                            Parsed::Complete(n) => {
+                                c.rbuf.drain(..n);
+                                req.bytes_in = n as u64;
+                                self.start_request(idx, req);
+                                continue;
+                            }
+                            Parsed::Error(status) => {
+                                c.rbuf.clear();
+                                self.fail(idx, req, status);
+                                continue;
+                            }
+                            Parsed::Partial => {
+                                let limit = self.loaded.server.max_request_field_size;
+                                if c.rbuf.len() >= limit {
+                                    c.rbuf.clear();
+                                    self.fail(idx, req, 431);
+                                    continue;
+                                }
+                                c.req = Some(req);
+                            }
+                        }
+                    }
+                    let c = &mut self.conns[idx];
+                    if !c.maybe_readable {
+                        if c.rbuf.is_empty() && c.req.is_none() {
+                            // Idle keep-alive connection: give its buffer back.
+                            c.rbuf = Vec::new();
+                        }
+                        return;
+                    }
+                    let before = c.rbuf.len();
+                    let limit = self.loaded.server.max_request_field_size + 1;
+                    match self.fill(idx, limit) {
+                        Ok(true) => {
+                            if self.conns[idx].rbuf.len() == before {
+                                let c = &mut self.conns[idx];
+                                if c.rbuf.is_empty() && c.req.is_none() {
+                                    c.rbuf = Vec::new();
+                                }
+                                return;
+                            }
+                        }
+                        _ => {
+                            // EOF or error while waiting for a request: done.
+                            self.close(idx);
+                            return;
+                        }
+                    }
+                }
+                State::ReadBody => {
+                    let Some(mut req) = c.req.take() else {
+                        self.close(idx);
+                        return;
+                    };
+                    let want = req.head.content_length.unwrap_or(0) as usize;
+                    let have = req.body_in.len();
+                    let take = (want - have).min(c.rbuf.len());
+                    req.body_in.extend_from_slice(&c.rbuf[..take]);
+                    c.rbuf.drain(..take);
+                    req.bytes_in += take as u64;
+                    if req.body_in.len() >= want {
+                        c.req = Some(req);
+                        c.state = State::Handle;
+                        continue;
+                    }
+                    c.req = Some(req);
+                    if !c.maybe_readable {
+                        return;
+                    }
+                    let room = want - self.conns[idx].req.as_ref().map_or(0, |r| r.body_in.len());
+                    match self.fill(idx, room.min(1 << 20)) {
+                        Ok(true) if !self.conns[idx].rbuf.is_empty() => continue,
+                        Ok(true) => return,
+                        _ => {
+                            self.close(idx);
+                            return;
+                        }
+                    }
+                }
+                State::Handle => {
+                    let Some(mut req) = c.req.take() else {
+                        self.close(idx);
+                        return;
+                    };
+                    c.suspended = false;
+                    let step = handle::run(&mut req);
+                    match step {
+                        Step::Wait => {
+                            let c = &mut self.conns[idx];
+                            c.suspended = true;
+                            let can_start = req.phase == crate::request::Phase::Subrequest
+                                && req.status != 0
+                                && (!req.body.is_empty() || req.body_finished);
+                            c.req = Some(req);
+                            if can_start {
+                                self.begin_response(idx);
+                                self.conns[idx].state = State::Write;
+                                continue;
+                            }
+                            return;
+                        }
+                        Step::Respond => {
+                            self.conns[idx].req = Some(req);
+                            self.begin_response(idx);
+                            self.conns[idx].state = State::Write;
+                            continue;
+                        }
+                        Step::Error => {
+                            if req.head_sent {
+                                self.conns[idx].req = Some(req);
+                                self.close(idx);
+                                return;
+                            }
+                            log::debug!("request failed in a module: 500");
+                            req.status = 500;
+                            req.body.clear();
+                            req.body_finished = true;
+                            req.content_length = None;
+                            self.conns[idx].keep_alive = false;
+                            self.conns[idx].req = Some(req);
+                            self.begin_response(idx);
+                            self.conns[idx].keep_alive = false;
+                            self.conns[idx].state = State::Write;
+                            continue;
+                        }
+                    }
+                }
+                State::Write => match self.flush(idx) {
+                    Err(_) => {
+                        self.close(idx);
+                        return;
+                    }
+                    Ok(false) => return,
+                    Ok(true) => {
+                        // Socket drained what we had. Is the response complete?
+                        let c = &mut self.conns[idx];
+                        let Some(req) = c.req.as_mut() else {
+                            self.close(idx);
+                            return;
+                        };
+                        if req.body_finished && req.body.is_empty() {
+                            self.complete(idx);
+                            continue;
+                        }
+                        // Streaming: more body may be waiting in the request queue.
+                        if !req.body.is_empty() {
+                            let chunked = c.chunked;
+                            let head_only = req.head.method == b"HEAD";
+                            if head_only {
+                                req.body.clear();
+                            } else {
+                                c.out.take_from(&mut req.body, chunked);
+                            }
+                            continue;
+                        }
+                        // Nothing queued: the handler produces more when woken.
+                        if c.suspended {
+                            c.suspended = false;
+                            c.state = State::Handle;
+                            continue;
+                        }
+                        return;
+                    }
+                },
+                State::Linger => {
+                    let c = &mut self.conns[idx];
+                    loop {
+                        match c.stream.read(&mut self.scratch) {
+                            Ok(0) => {
+                                self.close(idx);
+                                return;
+                            }
+                            Ok(_) => continue,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(_) => {
+                                self.close(idx);
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A head was parsed: set the request up and decide how its body is read.
+    fn start_request(&mut self, idx: usize, mut req: Box<Request>) {
+        let c = &mut self.conns[idx];
+        c.gen = c.gen.wrapping_add(1);
+        req.id = ((idx as u64) << 32) | u64::from(c.gen);
+        req.peer = c.info.peer.clone();
+        req.start_us = now_us();
+        if let Err(status) = handle::prepare(&mut req, &self.loaded.server.url) {
+            self.fail(idx, req, status);
+            return;
+        }
+        if req.head.chunked {
+            // Chunked request bodies are not read yet: refuse rather than misframe.
+            self.fail(idx, req, 411);
+            return;
+        }
+        let len = req.head.content_length.unwrap_or(0);
+        let max = req.core().max_request_size;
+        if max > 0 && len > max {
+            self.fail(idx, req, 413);
+            return;
+        }
+        let c = &mut self.conns[idx];
+        if len > 0 {
+            if req.head.expect_continue && (c.rbuf.len() as u64) < len && req.head.minor == 1 {
+                let _ = c.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            req.body_in.reserve(len.min(1 << 20) as usize);
+            c.state = State::ReadBody;
+        } else {
+            c.state = State::Handle;
+        }
+        c.req = Some(req);
+    }
+
+    /// Answer a request that could not be parsed or accepted, then close.
+    fn fail(&mut self, idx: usize, mut req: Box<Request>, status: u16) {
+        if req.peer.scheme.is_empty() {
+            req.peer = self.conns[idx].info.peer.clone();
+        }
+        req.status = status;
+        req.body.clear();
+        req.body_finished = true;
+        req.phase = crate::request::Phase::Respond;
+        let c = &mut self.conns[idx];
+        c.keep_alive = false;
+        c.req = Some(req);
+        self.begin_response(idx);
+        let c = &mut self.conns[idx];
+        c.keep_alive = false;
+        c.state = State::Write;
+    }
+
+    /// Build the status line and headers and queue them with what body there is.
+    fn begin_response(&mut self, idx: usize) {
+        let stopping = self.control.state.load(Ordering::Relaxed) != RUN;
+        let c = &mut self.conns[idx];
+        let Some(req) = c.req.as_mut() else { return };
+        if req.head_sent {
+            return;
+        }
+        handle::finalize(req);
+        let head_only = req.head.method == b"HEAD";
+        let no_body = crate::http::status_has_no_body(req.status);
+        let max_req = req.core().max_keep_alive_requests;
+        let mut keep = c.keep_alive
+            && !req.head.close
+            && !stopping
+            && !c.peer_closed
+            && (max_req == 0 || c.served + 1 < max_req)
+            && req.body_in.len() as u64 == req.head.content_length.unwrap_or(0);
+        c.chunked = false;
+        let length = if no_body {
+            None
+        } else if let Some(l) = req.content_length {
+            Some(l)
+        } else if req.body_finished {
+            Some(req.body.len())
+        } else if req.head.minor >= 1 {
+            c.chunked = !head_only;
+            None
+        } else {
+            keep = false;
+            None
+        };
+        let mut h = Vec::with_capacity(256);
+        h.extend_from_slice(if req.head.minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        let mut num = itoa_buf(u64::from(req.status));
+        h.extend_from_slice(num.as_bytes(&mut [0u8; 20]));
+        h.push(b' ');
+        h.extend_from_slice(crate::http::reason(req.status).as_bytes());
+        h.extend_from_slice(b"\r\n");
+        for (n, v) in req.resp_headers.iter() {
+            if n.eq_ignore_ascii_case(b"content-length")
+                || n.eq_ignore_ascii_case(b"transfer-encoding")
+                || n.eq_ignore_ascii_case(b"connection")
+                || n.eq_ignore_ascii_case(b"date")
+            {
+                continue;
+            }
+            h.extend_from_slice(n);
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(v);
+            h.extend_from_slice(b"\r\n");
+        }
+        if let Some(l) = length {
+            if req.status != 304 {
+                h.extend_from_slice(b"Content-Length: ");
+                num = itoa_buf(l);
+                h.extend_from_slice(num.as_bytes(&mut [0u8; 20]));
+                h.extend_from_slice(b"\r\n");
+            }
+        } else if c.chunked {
+            h.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        h.extend_from_slice(b"Date: ");
+        crate::http::append_date(&mut h);
+        h.extend_from_slice(b"\r\n");
+        let tag = req.core().tag.clone();
+        if !tag.is_empty() && !req.resp_headers.contains(b"server") {
+            h.extend_from_slice(b"Server: ");
+            h.extend_from_slice(tag.as_bytes());
+            h.extend_from_slice(b"\r\n");
+        }
+        if !keep {
+            h.extend_from_slice(b"Connection: close\r\n");
+        } else if req.head.minor == 0 {
+            h.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        h.extend_from_slice(b"\r\n");
+        c.keep_alive = keep;
+        c.out.push_vec(h);
+        if head_only || no_body {
+            req.body.clear();
+        } else {
+            let chunked = c.chunked;
+            c.out.take_from(&mut req.body, chunked);
+        }
+        req.head_sent = true;
+    }
+
+    /// Write queued output. Ok(true): everything queued was written; Ok(false): the socket is
+    /// full (we are woken when it drains).
+    fn flush(&mut self, idx: usize) -> io::Result<bool> {
+        let c = &mut self.conns[idx];
+        loop {
+            if c.out.is_empty() {
+                if let Some(r) = c.req.as_mut() {
+                    r.out_pending = 0;
+                }
+                return Ok(true);
+            }
+            match c.out.write_to(c.stream.fd())? {
+                WriteResult::Wrote(n) => {
+                    if let Some(r) = c.req.as_mut() {
+                        r.bytes_out += n;
+                    }
+                    c.last_active = now_secs();
+                }
+                WriteResult::WouldBlock => {
+                    let pending = c.out.len();
+                    if let Some(r) = c.req.as_mut() {
+                        r.out_pending = pending;
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The response is fully written: finish the request and go on with the connection.
+    fn complete(&mut self, idx: usize) {
+        let c = &mut self.conns[idx];
+        if c.chunked {
+            c.chunked = false;
+            c.out.push_mem(b"0\r\n\r\n");
+            return; // the Write state flushes it and comes back here
+        }
+        let Some(mut req) = c.req.take() else { return };
+        c.served += 1;
+        let keep = c.keep_alive;
+        self.end_request(&mut req, true);
+        self.release(req);
+        let c = &mut self.conns[idx];
+        c.suspended = false;
+        if keep {
+            c.state = State::ReadHead;
+        } else {
+            c.stream.shutdown_write();
+            c.state = State::Linger;
+            c.last_active = now_secs();
+        }
+    }
+
+    fn run_timers(&mut self) {
+        loop {
+            let due = WCTX.with(|w| {
+                let mut w = w.borrow_mut();
+                let w = w.as_mut()?;
+                loop {
+                    let Reverse((at, id)) = *w.timers.peek()?;
+                    if at > Instant::now() {
+                        return None;
+                    }
+                    w.timers.pop();
+                    if let Some(t) = w.timer_regs.remove(&id) {
+                        return Some(t);
+                    }
+                }
+            });
+            let Some(t) = due else { break };
+            // SAFETY: the module's callback with its own data and context, on its worker.
+            unsafe { (t.cb)(t.data.0, t.ctx, -1, 0) };
+        }
+    }
+
+    fn run_wakes(&mut self) {
+        for _ in 0..64 {
+            let wakes = WCTX.with(|w| w.borrow_mut().as_mut().map(|w| std::mem::take(&mut w.wakes)).unwrap_or_default());
+            if wakes.is_empty() {
+                return;
+            }
+            for id in wakes {
+                let idx = (id >> 32) as usize;
+                let gen = id as u32;
+                let Some(c) = self.conns.get_mut(idx) else { continue };
+                if c.gen != gen || c.req.is_none() {
+                    continue;
+                }
+                if c.suspended && c.state != State::Write {
+                    c.state = State::Handle;
+                    self.drive(idx);
+                } else if c.suspended && c.state == State::Write {
+                    // Streaming: let the handler produce more.
+                    c.state = State::Handle;
+                    self.drive(idx);
+                }
+            }
+        }
+    }
+
+    fn check_timeouts(&mut self, now: u64) {
+        let mut expired = Vec::new();
+        for (k, c) in self.conns.iter() {
+            let idle = now.saturating_sub(c.last_active);
+            let core = c.req.as_ref().map(|r| r.core()).unwrap_or(&self.loaded.core_base[0]);
+            let limit = match c.state {
+                State::ReadHead if c.rbuf.is_empty() && c.req.is_none() => {
+                    if c.served > 0 {
+                        core.max_keep_alive_idle
+                    } else {
+                        core.max_read_idle
+                    }
+                }
+                State::ReadHead | State::ReadBody => core.max_read_idle,
+                State::Write if !c.out.is_empty() => core.max_write_idle,
+                State::Linger => 2,
+                _ => continue,
+            };
+            if idle >= u64::from(limit) {
+                expired.push(k);
+            }
+        }
+        for k in expired {
+            self.close(k);
+        }
+    }
+}
+
+fn dispatch_fd(key: usize, ev: &mio::event::Event) {
+    let reg = WCTX.with(|w| {
+        let w = w.borrow();
+        let w = w.as_ref()?;
+        let r = w.fds.get(key)?;
+        Some((r.fd, r.data, r.cb, r.ctx))
+    });
+    let Some((fd, data, cb, ctx)) = reg else { return };
+    let mut e = 0;
+    if ev.is_readable() {
+        e |= FD_READABLE;
+    }
+    if ev.is_writable() {
+        e |= FD_WRITABLE;
+    }
+    if ev.is_read_closed() || ev.is_write_closed() {
+        e |= FD_HUP;
+    }
+    if ev.is_error() {
+        e |= FD_ERROR;
+    }
+    // SAFETY: the module's callback with its own data and context, on its worker thread.
+    unsafe { cb(data.0, ctx, fd, e) };
+}
+
+/// Formats an integer without allocating.
+struct ItoaBuf(u64);
+
+fn itoa_buf(n: u64) -> ItoaBuf {
+    ItoaBuf(n)
+}
+
+impl ItoaBuf {
+    fn as_bytes<'a>(&self, buf: &'a mut [u8; 20]) -> &'a [u8] {
+        let mut n = self.0;
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        &buf[i..]
+    }
+}

@@ -161,7 +161,11 @@ pub(crate) fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, Confi
                             s.push('"');
                         }
                         Some('\0') => {
-                            return Err(err(cur.line, cur.col - 1, "NUL byte in string".into()))
+                            return Err(err(
+                                cur.line,
+                                cur.col.saturating_sub(1),
+                                "NUL byte in string".into(),
+                            ))
                         }
                         Some(c) => s.push(c),
                     }

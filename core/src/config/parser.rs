@@ -296,16 +296,18 @@ impl<'o> Parser<'o> {
         loop {
             let t = s.peek().clone();
             match &t.tok {
-                Tok::Eof => return match open {
-                    None => Ok(()),
-                    Some(o) => Err(s.err(
-                        &t,
-                        format!(
+                Tok::Eof => {
+                    return match open {
+                        None => Ok(()),
+                        Some(o) => Err(s.err(
+                            &t,
+                            format!(
                             "expected \"}}\" to close the block opened at {}:{}, found end of file",
                             o.line, o.col
                         ),
-                    )),
-                },
+                        )),
+                    }
+                }
                 Tok::RBrace => {
                     return match open {
                         Some(_) => Ok(()),

@@ -4,7 +4,9 @@
 //! owned by the core or a loaded module, with a "did you mean" for typos.
 
 use crate::config::{Config, Value};
-use featherd_mod_api::abi::{SCOPE_CONDITIONAL, SCOPE_SERVER, VALUE_ANY, VALUE_ARRAY, VALUE_BOOL, VALUE_INT, VALUE_STRING};
+use featherd_mod_api::abi::{
+    SCOPE_CONDITIONAL, SCOPE_SERVER, VALUE_ANY, VALUE_ARRAY, VALUE_BOOL, VALUE_INT, VALUE_STRING,
+};
 use std::sync::Arc;
 
 /// A key the core owns: (name, kind, scope).
@@ -162,7 +164,8 @@ impl ServerConf {
             match set.key.as_str() {
                 "server.bind" => s.bind = v.as_str().map(str::to_owned),
                 "server.port" => {
-                    s.port = v.as_int().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| bad("a port number"))?
+                    s.port =
+                        v.as_int().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| bad("a port number"))?
                 }
                 "server.modules" => s.modules = str_list(v),
                 "server.max-worker" => {
@@ -184,7 +187,9 @@ impl ServerConf {
                         v.as_int().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| bad("a byte count"))?
                 }
                 "server.upload-dirs" => s.upload_dirs = str_list(v),
-                "server.systemd-socket-activation" => s.systemd_socket_activation = v.as_bool().unwrap_or(false),
+                "server.systemd-socket-activation" => {
+                    s.systemd_socket_activation = v.as_bool().unwrap_or(false)
+                }
                 "server.compat-module-load" => s.compat_module_load = v.as_bool().unwrap_or(true),
                 "server.graceful-shutdown-timeout" => {
                     s.graceful_shutdown_timeout = v.as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(8)

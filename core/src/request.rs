@@ -249,3 +249,8 @@ impl RequestFacts for Facts<'_> {
         self.req.peer.remote_ip
     }
 }
+
+// SAFETY: the slot pointers are opaque module state that only the owning module dereferences,
+// on the worker thread that owns the request. Requests never cross threads while in use: a
+// worker (with its empty request pool) moves to its thread once, before any request exists.
+unsafe impl Send for Request {}

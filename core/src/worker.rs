@@ -281,7 +281,10 @@ fn now_secs() -> u64 {
 }
 
 fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 pub struct Worker {
@@ -404,7 +407,8 @@ impl Worker {
                     if self.listening {
                         self.stop_listening();
                         graceful_deadline = Some(
-                            Instant::now() + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
+                            Instant::now()
+                                + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
                         );
                     }
                     self.close_idle();
@@ -522,9 +526,11 @@ impl Worker {
         let entry = self.conns.vacant_entry();
         let idx = entry.key();
         // Both directions, edge-triggered, registered once: no re-registration per request.
-        if let Err(e) =
-            self.poll.registry().register(stream.source(), Token(CONN_BASE + idx), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            stream.source(),
+            Token(CONN_BASE + idx),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             log::warn!("cannot register a connection: {e}");
             return;
         }
@@ -1077,7 +1083,8 @@ impl Worker {
 
     fn run_wakes(&mut self) {
         for _ in 0..64 {
-            let wakes = WCTX.with(|w| w.borrow_mut().as_mut().map(|w| std::mem::take(&mut w.wakes)).unwrap_or_default());
+            let wakes = WCTX
+                .with(|w| w.borrow_mut().as_mut().map(|w| std::mem::take(&mut w.wakes)).unwrap_or_default());
             if wakes.is_empty() {
                 return;
             }
@@ -1175,3 +1182,7 @@ impl ItoaBuf {
         &buf[i..]
     }
 }
+
+// SAFETY: a Worker moves to its thread once, before it has any connection; ConnInfo slot
+// pointers are module state dereferenced only by modules on that thread.
+unsafe impl Send for ConnInfo {}

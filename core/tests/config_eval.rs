@@ -53,18 +53,10 @@ fn operators() {
     let host = |h: &str| Req::new().with(CondField::Host, h);
     let cases: &[(&str, &str, bool)] = &[
         (r#"$HTTP["host"] == "example.org""#, "example.org", true),
-        (
-            r#"$HTTP["host"] == "example.org""#,
-            "www.example.org",
-            false,
-        ),
+        (r#"$HTTP["host"] == "example.org""#, "www.example.org", false),
         (r#"$HTTP["host"] != "example.org""#, "example.org", false),
         (r#"$HTTP["host"] != "example.org""#, "other", true),
-        (
-            r#"$HTTP["host"] =~ "example\.(org|net)$""#,
-            "www.example.net",
-            true,
-        ),
+        (r#"$HTTP["host"] =~ "example\.(org|net)$""#, "www.example.net", true),
         (r#"$HTTP["host"] =~ "^example""#, "www.example.org", false),
         (r#"$HTTP["host"] !~ "^www\.""#, "www.example.org", false),
         (r#"$HTTP["host"] !~ "^www\.""#, "example.org", true),
@@ -122,32 +114,12 @@ fn remoteip_cidr_v4_and_v6() {
         (r#"$HTTP["remoteip"] != "10.0.0.0/8""#, "11.1.2.3", true),
         (r#"$HTTP["remoteip"] != "10.0.0.0/8""#, "10.255.0.1", false),
         (r#"$HTTP["remoteip"] == "192.168.1.7""#, "192.168.1.7", true),
-        (
-            r#"$HTTP["remoteip"] == "192.168.1.7""#,
-            "192.168.1.8",
-            false,
-        ),
-        (
-            r#"$HTTP["remoteip"] == "192.168.1.77/24""#,
-            "192.168.1.8",
-            true,
-        ),
+        (r#"$HTTP["remoteip"] == "192.168.1.7""#, "192.168.1.8", false),
+        (r#"$HTTP["remoteip"] == "192.168.1.77/24""#, "192.168.1.8", true),
         (r#"$HTTP["remoteip"] == "0.0.0.0/0""#, "8.8.8.8", true),
-        (
-            r#"$HTTP["remoteip"] == "10.0.0.0/8""#,
-            "::ffff:10.9.9.9",
-            true,
-        ),
-        (
-            r#"$HTTP["remoteip"] == "2001:db8::/32""#,
-            "2001:db8:1::5",
-            true,
-        ),
-        (
-            r#"$HTTP["remoteip"] == "2001:db8::/32""#,
-            "2001:db9::5",
-            false,
-        ),
+        (r#"$HTTP["remoteip"] == "10.0.0.0/8""#, "::ffff:10.9.9.9", true),
+        (r#"$HTTP["remoteip"] == "2001:db8::/32""#, "2001:db8:1::5", true),
+        (r#"$HTTP["remoteip"] == "2001:db8::/32""#, "2001:db9::5", false),
         (r#"$HTTP["remoteip"] == "::1""#, "::1", true),
         (r#"$HTTP["remoteip"] == "::1""#, "127.0.0.1", false),
         (r#"$HTTP["remoteip"] != "::/0""#, "fe80::1", false),
@@ -170,13 +142,9 @@ $HTTP["host"] == "a" {
 }
 $HTTP["url"] =^ "/x" { k = 2 }
 "#);
-    let r = Req::new()
-        .with(CondField::Host, "b")
-        .with(CondField::Url, "/x/y");
+    let r = Req::new().with(CondField::Host, "b").with(CondField::Url, "/x/y");
     assert_eq!(matched(&c, &r), vec![0, 3]);
-    let r = Req::new()
-        .with(CondField::Host, "a")
-        .with(CondField::Url, "/x/y");
+    let r = Req::new().with(CondField::Host, "a").with(CondField::Url, "/x/y");
     assert_eq!(matched(&c, &r), vec![0, 1, 2, 3]);
     let ev = Evaluation::evaluate(&c, &r);
     assert_eq!(c.effective(&ev, "k").unwrap().value.as_int(), Some(2));
@@ -190,22 +158,12 @@ else $HTTP["host"] == "b" { b = 2 }
 else if $HTTP["url"] =^ "/c" { b = 3 }
 else { b = 4 }
 "#);
-    let cases: &[(&str, &str, usize)] = &[
-        ("a", "/c", 1),
-        ("b", "/c", 2),
-        ("z", "/c", 3),
-        ("z", "/d", 4),
-    ];
+    let cases: &[(&str, &str, usize)] = &[("a", "/c", 1), ("b", "/c", 2), ("z", "/c", 3), ("z", "/d", 4)];
     for (host, url, branch) in cases {
-        let r = Req::new()
-            .with(CondField::Host, host)
-            .with(CondField::Url, url);
+        let r = Req::new().with(CondField::Host, host).with(CondField::Url, url);
         assert_eq!(matched(&c, &r), vec![0, *branch], "{host} {url}");
         let ev = Evaluation::evaluate(&c, &r);
-        assert_eq!(
-            c.effective(&ev, "b").unwrap().value.as_int(),
-            Some(*branch as i64)
-        );
+        assert_eq!(c.effective(&ev, "b").unwrap().value.as_int(), Some(*branch as i64));
     }
     // An else-if chain without a final else may take no branch.
     let c = cfg(r#"$HTTP["host"] == "a" { } else $HTTP["host"] == "b" { }"#);
@@ -213,10 +171,7 @@ else { b = 4 }
     // A chain nested in a block that did not match takes no branch.
     let c = cfg(r#"$HTTP["url"] == "/" { $HTTP["host"] == "a" { } else { } }"#);
     assert_eq!(matched(&c, &Req::new().with(CondField::Url, "/x")), vec![0]);
-    assert_eq!(
-        matched(&c, &Req::new().with(CondField::Url, "/")),
-        vec![0, 1, 3]
-    );
+    assert_eq!(matched(&c, &Req::new().with(CondField::Url, "/")), vec![0, 1, 3]);
 }
 
 #[test]
@@ -229,9 +184,7 @@ $HTTP["host"] =~ "^(www\.)?([^.]+)\.org$" {
     $HTTP["url"] !~ "^/admin" { d = 1 }
 }
 "#);
-    let r = Req::new()
-        .with(CondField::Host, "www.example.org")
-        .with(CondField::Url, "/u/alice");
+    let r = Req::new().with(CondField::Host, "www.example.org").with(CondField::Url, "/u/alice");
     let ev = Evaluation::evaluate(&c, &r);
     assert_eq!(matched(&c, &r), vec![0, 1, 3, 4]);
     assert_eq!(ev.capture(1, 0), Some("www.example.org"));
@@ -245,9 +198,7 @@ $HTTP["host"] =~ "^(www\.)?([^.]+)\.org$" {
     assert_eq!(ev.capture(0, 0), None);
     // Unmatched blocks have no captures.
     assert_eq!(ev.capture(2, 1), None);
-    let r = Req::new()
-        .with(CondField::Host, "example.org")
-        .with(CondField::Url, "/static/x");
+    let r = Req::new().with(CondField::Host, "example.org").with(CondField::Url, "/static/x");
     let ev = Evaluation::evaluate(&c, &r);
     assert_eq!(ev.capture(2, 2), Some("example"));
     // An optional group that did not take part is None.

@@ -5,19 +5,12 @@ use featherd::config::{parse_str_with, Config, ParseOptions};
 use std::path::{Path, PathBuf};
 
 fn opts() -> ParseOptions {
-    ParseOptions {
-        includes: false,
-        include_shell: false,
-        ..ParseOptions::default()
-    }
+    ParseOptions { includes: false, include_shell: false, ..ParseOptions::default() }
 }
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_parse");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files
 }
@@ -28,10 +21,7 @@ fn same(a: &Config, b: &Config) -> bool {
             (x.id, x.parent, x.else_of) == (y.id, y.parent, y.else_of)
                 && x.cond.as_ref().map(|c| &c.text) == y.cond.as_ref().map(|c| &c.text)
                 && x.settings.len() == y.settings.len()
-                && x.settings
-                    .iter()
-                    .zip(&y.settings)
-                    .all(|(s, t)| s.key == t.key && s.value == t.value)
+                && x.settings.iter().zip(&y.settings).all(|(s, t)| s.key == t.key && s.value == t.value)
         })
 }
 
@@ -41,10 +31,7 @@ fn check(text: &str) -> Option<Config> {
     let printed = cfg.print();
     let again = parse_str_with(&printed, Path::new("printed.conf"), &opts())
         .unwrap_or_else(|e| panic!("printed config does not re-parse: {e}\n{printed}"));
-    assert!(
-        same(&cfg, &again),
-        "round trip changed the config:\n{printed}"
-    );
+    assert!(same(&cfg, &again), "round trip changed the config:\n{printed}");
     assert_eq!(again.print(), printed);
     Some(cfg)
 }

@@ -80,11 +80,7 @@ fn values() {
         (r#"a = "s" + 3"#, "a", r#""s3""#),
         (r#"a = 3 + "s""#, "a", r#""3s""#),
         (r#"a = ( "x" ) + ( "y" )"#, "a", r#"("x","y")"#),
-        (
-            r#"a = ( "k" => 1 ) + ( "j" => 2 )"#,
-            "a",
-            r#"("k"=>1,"j"=>2)"#,
-        ),
+        (r#"a = ( "k" => 1 ) + ( "j" => 2 )"#, "a", r#"("k"=>1,"j"=>2)"#),
         ("a = \"x\" +\n \"y\"", "a", r#""xy""#),
         ("a =\n \"y\"", "a", r#""y""#),
         (r#"a = ( "k" + "2" => "v" + "w" )"#, "a", r#"("k2"=>"vw")"#),
@@ -93,26 +89,14 @@ fn values() {
         ("\r\na = \"crlf\"\r\n", "a", r#""crlf""#),
         ("\ta\u{a0}=\t1", "a", "1"),
         ("a = 1 b = 2", "b", "2"),
-        (
-            "server.document-root = \"/x\"",
-            "server.document-root",
-            r#""/x""#,
-        ),
+        ("server.document-root = \"/x\"", "server.document-root", r#""/x""#),
         ("mod_x.some_key-2 = 1", "mod_x.some_key-2", "1"),
         // Plain keys and var.* can be referenced once set.
         ("server.port = 80\na = server.port", "a", "80"),
         ("root = \"/srv\"\na = root + \"/x\"", "a", r#""/srv/x""#),
-        (
-            "var.d = \"/srv\"\na = var.d + \"/www\"",
-            "a",
-            r#""/srv/www""#,
-        ),
+        ("var.d = \"/srv\"\na = var.d + \"/www\"", "a", r#""/srv/www""#),
         ("var.n = 2\nvar.n += 3\na = var.n", "a", "5"),
-        (
-            "var.l = ( \"x\" )\na = var.l + ( \"y\" )",
-            "a",
-            r#"("x","y")"#,
-        ),
+        ("var.l = ( \"x\" )\na = var.l + ( \"y\" )", "a", r#"("x","y")"#),
         // Append, override.
         ("a = \"x\"\na += \"y\"", "a", r#""xy""#),
         ("a = 1\na += 2", "a", "3"),
@@ -132,16 +116,10 @@ fn values() {
 #[test]
 fn predefined_variables_and_environment() {
     std::env::set_var("FEATHERD_TEST_ENV", "from-env");
-    assert_eq!(
-        global("a = env.FEATHERD_TEST_ENV + \"!\"", "a"),
-        r#""from-env!""#
-    );
+    assert_eq!(global("a = env.FEATHERD_TEST_ENV + \"!\"", "a"), r#""from-env!""#);
     assert_eq!(global("a = var.PID", "a"), std::process::id().to_string());
     let cwd = std::env::current_dir().unwrap();
-    assert_eq!(
-        global("a = var.CWD", "a"),
-        format!("{:?}", cwd.to_string_lossy())
-    );
+    assert_eq!(global("a = var.CWD", "a"), format!("{:?}", cwd.to_string_lossy()));
     // Variables are a parse-time device: they are not settings.
     let cfg = parse("var.x = 1\na = var.x");
     assert!(cfg.global("var.x").is_none());
@@ -169,17 +147,11 @@ fastcgi.server = ( ".php" =>
     let cfg = parse(src);
     assert_eq!(cfg.blocks.len(), 1);
     assert_eq!(cfg.global("server.port").unwrap().value, Value::Int(8080));
-    assert_eq!(
-        cfg.global("server.max-worker").unwrap().value.as_int(),
-        Some(0)
-    );
+    assert_eq!(cfg.global("server.max-worker").unwrap().value.as_int(), Some(0));
     let fcgi = &cfg.global("fastcgi.server").unwrap().value;
     let php = fcgi.get(".php").unwrap().as_array().unwrap();
     assert_eq!(php.len(), 1);
-    assert_eq!(
-        php[0].value.get("check-local").and_then(Value::as_bool),
-        Some(true)
-    );
+    assert_eq!(php[0].value.get("check-local").and_then(Value::as_bool), Some(true));
     let s = cfg.global("server.bind").unwrap();
     assert_eq!(s.loc.to_string(), "t.conf:2:1");
 }
@@ -203,20 +175,14 @@ fn value_accessors() {
         assert_eq!(cfg.global("a").unwrap().value.as_bool(), b, "{v}");
     }
     let cfg = parse("a = \"17\"\nb = ( \"x\" )\nc = 5");
-    let (a, b, c) = (
-        &cfg.global("a").unwrap().value,
-        &cfg.global("b").unwrap().value,
-        &cfg.global("c").unwrap().value,
-    );
+    let (a, b, c) =
+        (&cfg.global("a").unwrap().value, &cfg.global("b").unwrap().value, &cfg.global("c").unwrap().value);
     assert_eq!(a.as_int(), Some(17));
     assert_eq!(a.as_str(), Some("17"));
     assert_eq!(b.as_int(), None);
     assert_eq!(b.as_array().map(<[_]>::len), Some(1));
     assert_eq!(c.as_str(), None);
-    assert_eq!(
-        (a.type_name(), b.type_name(), c.type_name()),
-        ("string", "array", "integer")
-    );
+    assert_eq!((a.type_name(), b.type_name(), c.type_name()), ("string", "array", "integer"));
 }
 
 #[test]
@@ -225,7 +191,10 @@ fn errors_have_exact_positions() {
         ("a = \"abc", "t.conf:1:5: unterminated string"),
         ("a = (\"x\" \"y\")", "t.conf:1:10: expected \"=>\", \",\" or \")\" in array, found string \"y\""),
         ("a = ( \"k\" => \"v\" }", "t.conf:1:18: expected \",\" or \")\" in array, found \"}\""),
-        ("a = (\n  \"x\",\n  \"y\"\n", "t.conf:4:1: expected \"=>\", \",\" or \")\" in array, found end of file"),
+        (
+            "a = (\n  \"x\",\n  \"y\"\n",
+            "t.conf:4:1: expected \"=>\", \",\" or \")\" in array, found end of file",
+        ),
         ("a = ( , )", "t.conf:1:7: expected a value (string, integer, array or variable), found \",\""),
         ("a = ( 1 => 2 )", "t.conf:1:7: array key must be a string, found integer"),
         ("a = ( \"k\" => 1, \"k\" => 2 )", "t.conf:1:17: duplicate array key \"k\""),
@@ -233,22 +202,46 @@ fn errors_have_exact_positions() {
         ("a \"x\"", "t.conf:1:3: expected \"=\", \"+=\" or \":=\" after \"a\", found string \"x\""),
         ("a = ", "t.conf:1:5: expected a value (string, integer, array or variable), found end of file"),
         ("a = 1;", "t.conf:1:6: unexpected ';' (statements are separated by newlines)"),
-        ("a = 10k", "t.conf:1:7: unexpected character 'k' after integer 10 (integers are plain decimal digits)"),
+        (
+            "a = 10k",
+            "t.conf:1:7: unexpected character 'k' after integer 10 (integers are plain decimal digits)",
+        ),
         ("a = 99999999999999999999", "t.conf:1:5: integer 99999999999999999999 is out of range"),
         ("a = 9223372036854775807 + 1", "t.conf:1:25: integer overflow in \"+\""),
         ("a = \"x\" + ( \"y\" )", "t.conf:1:9: type error: cannot combine string and array with \"+\""),
         ("a = ( \"y\" ) + \"x\"", "t.conf:1:13: type error: cannot combine array and string with \"+\""),
-        ("a = ( \"y\" )\na += \"x\"", "t.conf:2:1: in \"a +=\": type error: cannot combine array and string with \"+\""),
-        ("a = 1\na = 2", "t.conf:2:1: duplicate config variable \"a\" (use \":=\" to override or \"+=\" to append)"),
-        ("$HTTP[\"host\"] == \"x\" {\n  a = 1\n  a = 2\n}", "t.conf:3:3: duplicate config variable \"a\" (use \":=\" to override or \"+=\" to append)"),
-        ("var.x = 1\nvar.x = 2", "t.conf:2:1: duplicate config variable \"var.x\" (use \":=\" to override or \"+=\" to append)"),
+        (
+            "a = ( \"y\" )\na += \"x\"",
+            "t.conf:2:1: in \"a +=\": type error: cannot combine array and string with \"+\"",
+        ),
+        (
+            "a = 1\na = 2",
+            "t.conf:2:1: duplicate config variable \"a\" (use \":=\" to override or \"+=\" to append)",
+        ),
+        (
+            "$HTTP[\"host\"] == \"x\" {\n  a = 1\n  a = 2\n}",
+            "t.conf:3:3: duplicate config variable \"a\" (use \":=\" to override or \"+=\" to append)",
+        ),
+        (
+            "var.x = 1\nvar.x = 2",
+            "t.conf:2:1: duplicate config variable \"var.x\" (use \":=\" to override or \"+=\" to append)",
+        ),
         ("a = nope.key", "t.conf:1:5: undefined variable \"nope.key\""),
         ("a = var.nope", "t.conf:1:5: undefined variable \"var.nope\""),
-        ("a = env.FEATHERD_SURELY_UNSET_VAR", "t.conf:1:5: environment variable \"FEATHERD_SURELY_UNSET_VAR\" is not set"),
+        (
+            "a = env.FEATHERD_SURELY_UNSET_VAR",
+            "t.conf:1:5: environment variable \"FEATHERD_SURELY_UNSET_VAR\" is not set",
+        ),
         ("env.X = 1", "t.conf:1:1: cannot assign to \"env.X\": env.* reads the process environment"),
         ("a = 1 }", "t.conf:1:7: unexpected \"}\" without an open block"),
-        ("$HTTP[\"host\"] == \"x\" {\n  a = 1\n", "t.conf:3:1: expected \"}\" to close the block opened at 1:22, found end of file"),
-        ("$HTTP[\"host\"] = \"x\" { }", "t.conf:1:15: expected a condition operator (==, !=, =~, !~, =^ or =$), found \"=\""),
+        (
+            "$HTTP[\"host\"] == \"x\" {\n  a = 1\n",
+            "t.conf:3:1: expected \"}\" to close the block opened at 1:22, found end of file",
+        ),
+        (
+            "$HTTP[\"host\"] = \"x\" { }",
+            "t.conf:1:15: expected a condition operator (==, !=, =~, !~, =^ or =$), found \"=\"",
+        ),
         ("$HTTP[\"host\"] <> \"x\" { }", "t.conf:1:15: unexpected character '<'"),
         ("$HTTP[\"host\"] ! \"x\" { }", "t.conf:1:15: unexpected '!' (only \"!=\" and \"!~\" exist)"),
         ("$HTTP[\"hots\"] == \"x\" { }", "t.conf:1:2: unknown condition field $HTTP[\"hots\"]"),
@@ -256,13 +249,31 @@ fn errors_have_exact_positions() {
         ("$HTTP[\"host\"] == \"x\"\na = 1", "t.conf:2:1: expected \"{\" after the condition, found \"a\""),
         ("$HTTP[\"host\"] == ( \"x\" ) { }", "t.conf:1:18: condition pattern must be a string, found array"),
         ("$HTTP[\"host\"] =~ \"(unclosed\" { }", "t.conf:1:18: invalid regex \"(unclosed\": unclosed group"),
-        ("$HTTP[\"remoteip\"] == \"10.0.0.0/33\" { }", "t.conf:1:22: invalid IP address or CIDR network \"10.0.0.0/33\""),
-        ("$HTTP[\"remoteip\"] == \"10.0.0.300\" { }", "t.conf:1:22: invalid IP address or CIDR network \"10.0.0.300\""),
-        ("$HTTP[\"remoteip\"] != \"::1/129\" { }", "t.conf:1:22: invalid IP address or CIDR network \"::1/129\""),
-        ("$HTTP[\"remoteip\"] =^ \"10.\" { }", "t.conf:1:22: operator =^ cannot be used with $HTTP[\"remoteip\"] (use ==, !=, =~ or !~)"),
+        (
+            "$HTTP[\"remoteip\"] == \"10.0.0.0/33\" { }",
+            "t.conf:1:22: invalid IP address or CIDR network \"10.0.0.0/33\"",
+        ),
+        (
+            "$HTTP[\"remoteip\"] == \"10.0.0.300\" { }",
+            "t.conf:1:22: invalid IP address or CIDR network \"10.0.0.300\"",
+        ),
+        (
+            "$HTTP[\"remoteip\"] != \"::1/129\" { }",
+            "t.conf:1:22: invalid IP address or CIDR network \"::1/129\"",
+        ),
+        (
+            "$HTTP[\"remoteip\"] =^ \"10.\" { }",
+            "t.conf:1:22: operator =^ cannot be used with $HTTP[\"remoteip\"] (use ==, !=, =~ or !~)",
+        ),
         ("else { }", "t.conf:1:1: \"else\" without a preceding condition block"),
-        ("$HTTP[\"host\"] == \"x\" { } else a = 1", "t.conf:1:31: expected a condition or \"{\" after \"else\", found \"a\""),
-        ("$HTTP[\"host\"] == \"x\" { global { a = 1 } }", "t.conf:1:24: \"global { }\" is only allowed at the top level"),
+        (
+            "$HTTP[\"host\"] == \"x\" { } else a = 1",
+            "t.conf:1:31: expected a condition or \"{\" after \"else\", found \"a\"",
+        ),
+        (
+            "$HTTP[\"host\"] == \"x\" { global { a = 1 } }",
+            "t.conf:1:24: \"global { }\" is only allowed at the top level",
+        ),
         ("a = 1 :", "t.conf:1:7: unexpected character ':' (did you mean \":=\"?)"),
         ("a = \"x\0\"", "t.conf:1:7: NUL byte in string"),
         ("a = 1 \0", "t.conf:1:7: stray NUL byte"),
@@ -310,10 +321,7 @@ $SERVER["socket"] == ":8443" { ssl.engine = "enable" }
     assert_eq!(setting(&cfg, 2, "b"), "1");
     assert_eq!(setting(&cfg, 1, "a"), r#""host""#);
     assert_eq!(setting(&cfg, 0, "a"), r#""top""#);
-    assert_eq!(
-        cfg.blocks[3].cond.as_ref().unwrap().field,
-        CondField::ServerSocket
-    );
+    assert_eq!(cfg.blocks[3].cond.as_ref().unwrap().field, CondField::ServerSocket);
     assert_eq!(setting(&cfg, 3, "ssl.engine"), r#""enable""#);
 }
 
@@ -330,16 +338,10 @@ fn all_condition_fields_and_operators() {
         (r#"$HTTP["referer"]"#, CondField::Referer),
         (r#"$HTTP["cookie"]"#, CondField::Cookie),
         (r#"$HTTP["language"]"#, CondField::Language),
-        (
-            r#"$REQUEST_HEADER["X-Forwarded-For"]"#,
-            CondField::RequestHeader("X-Forwarded-For".into()),
-        ),
+        (r#"$REQUEST_HEADER["X-Forwarded-For"]"#, CondField::RequestHeader("X-Forwarded-For".into())),
         (r#"$SERVER["socket"]"#, CondField::ServerSocket),
         (r#"$PHYSICAL["path"]"#, CondField::PhysicalPath),
-        (
-            r#"$PHYSICAL["existing-path"]"#,
-            CondField::PhysicalExistingPath,
-        ),
+        (r#"$PHYSICAL["existing-path"]"#, CondField::PhysicalExistingPath),
     ];
     let ops = [
         ("==", CondOp::Eq),
@@ -365,18 +367,12 @@ fn all_condition_fields_and_operators() {
         r#"$HTTP["remoteip"] =~ "^10\." { }"#,
         r#"$HTTP["remoteip"] !~ "^10\." { }"#,
     ] {
-        assert_eq!(
-            parse(src).blocks[1].cond.as_ref().unwrap().field,
-            CondField::RemoteIp
-        );
+        assert_eq!(parse(src).blocks[1].cond.as_ref().unwrap().field, CondField::RemoteIp);
     }
     // Field names and patterns are expressions.
     let cfg = parse("var.h = \"example\"\n$HTTP[\"ho\" + \"st\"] == var.h + \".org\" { }");
     let c = cfg.blocks[1].cond.as_ref().unwrap();
-    assert_eq!(
-        (&c.field, c.pattern.as_str()),
-        (&CondField::Host, "example.org")
-    );
+    assert_eq!((&c.field, c.pattern.as_str()), (&CondField::Host, "example.org"));
     // A pattern lighttpd users write with look-around falls back to fancy-regex.
     parse(r#"$HTTP["url"] =~ "^/(?!admin)" { }"#);
     parse(r#"$HTTP["host"] =~ "^(a+)\1$" { }"#);
@@ -396,20 +392,7 @@ $HTTP["url"] == "/" { y = 1 }
 "#,
     );
     let chain: Vec<_> = cfg.blocks.iter().map(|b| b.else_of).collect();
-    assert_eq!(
-        chain,
-        vec![
-            None,
-            None,
-            Some(1),
-            Some(2),
-            Some(3),
-            Some(4),
-            Some(5),
-            Some(6),
-            None
-        ]
-    );
+    assert_eq!(chain, vec![None, None, Some(1), Some(2), Some(3), Some(4), Some(5), Some(6), None]);
     assert!(cfg.blocks[7].cond.is_none());
     assert_eq!(cfg.blocks[7].parent, Some(0));
     assert_eq!(cfg.blocks[7].loc.to_string(), "t.conf:7:1");
@@ -455,8 +438,7 @@ list += ( "z" )
     // The else branch starts from its parent, not from its sibling.
     assert_eq!(setting(&cfg, 3, "list"), r#"("a","e")"#);
     // var.* is scoped the same way.
-    let cfg =
-        parse("var.v = \"g\"\n$HTTP[\"host\"] == \"h\" { var.v += \"1\"\n x = var.v }\ny = var.v");
+    let cfg = parse("var.v = \"g\"\n$HTTP[\"host\"] == \"h\" { var.v += \"1\"\n x = var.v }\ny = var.v");
     assert_eq!(setting(&cfg, 1, "x"), r#""g1""#);
     assert_eq!(setting(&cfg, 0, "y"), r#""g""#);
 }
@@ -465,9 +447,7 @@ list += ( "z" )
 fn error_display_without_location() {
     let e = parse_file(Path::new("/nonexistent/featherd.conf")).unwrap_err();
     assert!(e.loc.is_none());
-    assert!(e
-        .to_string()
-        .starts_with("cannot read config file \"/nonexistent/featherd.conf\""));
+    assert!(e.to_string().starts_with("cannot read config file \"/nonexistent/featherd.conf\""));
 }
 
 struct TempDir(PathBuf);
@@ -519,21 +499,11 @@ $HTTP["host"] == "x" {
     assert_eq!(setting(&cfg, 0, "a"), r#"("main","10","20")"#);
     assert_eq!(setting(&cfg, 0, "b"), r#""two""#);
     assert_eq!(setting(&cfg, 1, "c"), r#""in block""#);
-    let names: Vec<_> = cfg
-        .files
-        .iter()
-        .map(|p| p.strip_prefix(&d.0).unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<_> =
+        cfg.files.iter().map(|p| p.strip_prefix(&d.0).unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         names,
-        [
-            "main.conf",
-            "conf.d/10-a.conf",
-            "conf.d/20-b.conf",
-            "sub/one.conf",
-            "sub/two.conf",
-            "inblock.conf"
-        ]
+        ["main.conf", "conf.d/10-a.conf", "conf.d/20-b.conf", "sub/one.conf", "sub/two.conf", "inblock.conf"]
     );
 }
 
@@ -564,11 +534,7 @@ fn include_errors_point_into_the_right_file() {
     let e = parse_file(&main).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!(
-            "{}:2:11: include file not found: \"{}\"",
-            main.display(),
-            d.0.join("nope.conf").display()
-        )
+        format!("{}:2:11: include file not found: \"{}\"", main.display(), d.0.join("nope.conf").display())
     );
     let selfinc = d.write("self.conf", "include \"self.conf\"\n");
     let e = parse_file(&selfinc).unwrap_err();
@@ -658,24 +624,13 @@ server.modules += (
     );
     let cfg = parse_file(&main).unwrap();
     assert_eq!(cfg.blocks.len(), 3);
-    assert_eq!(
-        cfg.blocks[1].cond.as_ref().unwrap().text,
-        r#"$SERVER["socket"] == "[::]:80""#
-    );
+    assert_eq!(cfg.blocks[1].cond.as_ref().unwrap().text, r#"$SERVER["socket"] == "[::]:80""#);
     assert_eq!(setting(&cfg, 2, "ssl.engine"), r#""enable""#);
     assert_eq!(
         setting(&cfg, 0, "server.feature-flags"),
         r#"("server.h2proto"=>"enable","server.h2c"=>"enable","server.graceful-shutdown-timeout"=>5)"#
     );
-    assert_eq!(
-        cfg.global("server.modules")
-            .unwrap()
-            .value
-            .as_array()
-            .unwrap()
-            .len(),
-        6
-    );
+    assert_eq!(cfg.global("server.modules").unwrap().value.as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -697,20 +652,10 @@ $REQUEST_HEADER["X-Quote\"d"] != "" { q = 1 }
     let again = parse_str(&printed, Path::new("printed.conf")).unwrap();
     assert_eq!(cfg.blocks.len(), again.blocks.len(), "{printed}");
     for (a, b) in cfg.blocks.iter().zip(&again.blocks) {
-        assert_eq!(
-            (a.id, a.parent, a.else_of),
-            (b.id, b.parent, b.else_of),
-            "{printed}"
-        );
-        assert_eq!(
-            a.cond.as_ref().map(|c| &c.text),
-            b.cond.as_ref().map(|c| &c.text)
-        );
+        assert_eq!((a.id, a.parent, a.else_of), (b.id, b.parent, b.else_of), "{printed}");
+        assert_eq!(a.cond.as_ref().map(|c| &c.text), b.cond.as_ref().map(|c| &c.text));
         let kv = |x: &featherd::config::Block| {
-            x.settings
-                .iter()
-                .map(|s| (s.key.clone(), s.value.clone()))
-                .collect::<Vec<_>>()
+            x.settings.iter().map(|s| (s.key.clone(), s.value.clone())).collect::<Vec<_>>()
         };
         assert_eq!(kv(a), kv(b), "{printed}");
     }

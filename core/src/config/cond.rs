@@ -159,9 +159,8 @@ impl Condition {
     ) -> Result<Condition, String> {
         let matcher = match (op, &field) {
             (CondOp::Eq | CondOp::Ne, CondField::RemoteIp) => {
-                let (net, prefix) = parse_cidr(&pattern).ok_or_else(|| {
-                    format!("invalid IP address or CIDR network {}", quote(&pattern))
-                })?;
+                let (net, prefix) = parse_cidr(&pattern)
+                    .ok_or_else(|| format!("invalid IP address or CIDR network {}", quote(&pattern)))?;
                 Matcher::Cidr { net, prefix }
             }
             (CondOp::Prefix | CondOp::Suffix, CondField::RemoteIp) => {
@@ -173,14 +172,7 @@ impl Condition {
             _ => Matcher::Literal,
         };
         let text = format!("{field} {op} {}", quote(&pattern));
-        Ok(Condition {
-            field,
-            op,
-            pattern,
-            matcher,
-            loc,
-            text,
-        })
+        Ok(Condition { field, op, pattern, matcher, loc, text })
     }
 
     pub fn is_regex(&self) -> bool {
@@ -200,19 +192,16 @@ impl Condition {
             // A backtracking limit hit counts as "no match" rather than an
             // error: a request must never make the server fail.
             Matcher::Fancy(re) => re.is_match(subject).unwrap_or(false),
-            Matcher::Cidr { net, prefix } => subject
-                .parse::<IpAddr>()
-                .map(|ip| cidr_contains(*net, *prefix, ip))
-                .unwrap_or(false),
+            Matcher::Cidr { net, prefix } => {
+                subject.parse::<IpAddr>().map(|ip| cidr_contains(*net, *prefix, ip)).unwrap_or(false)
+            }
         };
         hit != self.op.negated()
     }
 
     pub fn matches_ip(&self, ip: IpAddr) -> Option<bool> {
         match &self.matcher {
-            Matcher::Cidr { net, prefix } => {
-                Some(cidr_contains(*net, *prefix, ip) != self.op.negated())
-            }
+            Matcher::Cidr { net, prefix } => Some(cidr_contains(*net, *prefix, ip) != self.op.negated()),
             _ => None,
         }
     }
@@ -222,22 +211,15 @@ impl Condition {
         let spans = match &self.matcher {
             Matcher::Regex(re) => {
                 let c = re.captures(subject)?;
-                (0..c.len())
-                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                    .collect()
+                (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect()
             }
             Matcher::Fancy(re) => {
                 let c = re.captures(subject).ok()??;
-                (0..c.len())
-                    .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                    .collect()
+                (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect()
             }
             _ => return None,
         };
-        Some(Captured {
-            subject: subject.to_string(),
-            spans,
-        })
+        Some(Captured { subject: subject.to_string(), spans })
     }
 }
 

@@ -40,9 +40,7 @@ impl Bits {
     }
 
     fn get(&self, i: usize) -> bool {
-        self.words()
-            .get(i / 64)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.words().get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     fn set(&mut self, i: usize) {
@@ -70,30 +68,20 @@ pub struct Evaluation {
 
 impl std::fmt::Debug for Captured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Captured")
-            .field("subject", &self.subject)
-            .field("spans", &self.spans)
-            .finish()
+        f.debug_struct("Captured").field("subject", &self.subject).field("spans", &self.spans).finish()
     }
 }
 
 impl Clone for Captured {
     fn clone(&self) -> Self {
-        Captured {
-            subject: self.subject.clone(),
-            spans: self.spans.clone(),
-        }
+        Captured { subject: self.subject.clone(), spans: self.spans.clone() }
     }
 }
 
 impl Evaluation {
     pub fn evaluate(cfg: &Config, facts: &dyn RequestFacts) -> Evaluation {
         let n = cfg.blocks.len();
-        let mut ev = Evaluation {
-            matched: Bits::new(n),
-            captures: Vec::new(),
-            nearest: Vec::new(),
-        };
+        let mut ev = Evaluation { matched: Bits::new(n), captures: Vec::new(), nearest: Vec::new() };
         // A chain is "taken" once one of its branches matched; later
         // branches are then skipped without evaluating their condition.
         let mut taken = Bits::new(n);
@@ -160,9 +148,7 @@ impl Evaluation {
 
 fn check(c: &Condition, facts: &dyn RequestFacts) -> (bool, Option<Captured>) {
     if let Matcher::Cidr { .. } = c.matcher {
-        let ip = facts
-            .remote_ip()
-            .or_else(|| facts.field(&c.field).and_then(|s| s.parse().ok()));
+        let ip = facts.remote_ip().or_else(|| facts.field(&c.field).and_then(|s| s.parse().ok()));
         return match ip {
             Some(ip) => (c.matches_ip(ip).unwrap_or(false), None),
             // No address: "is in the network" is false.

@@ -113,28 +113,16 @@ impl Cursor<'_> {
 /// are unambiguous in this grammar, so a recursive-descent parser does not
 /// need them (lighttpd's LALR parser does).
 pub(crate) fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, ConfigError> {
-    let mut cur = Cursor {
-        chars: text.chars().peekable(),
-        line: 1,
-        col: 1,
-    };
+    let mut cur = Cursor { chars: text.chars().peekable(), line: 1, col: 1 };
     let mut out = Vec::new();
     let err = |line: u32, col: u32, msg: String| ConfigError {
-        loc: Some(Location {
-            file: file.clone(),
-            line,
-            col,
-        }),
+        loc: Some(Location { file: file.clone(), line, col }),
         msg,
     };
     loop {
         let (line, col) = (cur.line, cur.col);
         let Some(c) = cur.bump() else {
-            out.push(Token {
-                tok: Tok::Eof,
-                line,
-                col,
-            });
+            out.push(Token { tok: Tok::Eof, line, col });
             return Ok(out);
         };
         let tok = match c {
@@ -161,11 +149,7 @@ pub(crate) fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, Confi
                             s.push('"');
                         }
                         Some('\0') => {
-                            return Err(err(
-                                cur.line,
-                                cur.col.saturating_sub(1),
-                                "NUL byte in string".into(),
-                            ))
+                            return Err(err(cur.line, cur.col.saturating_sub(1), "NUL byte in string".into()))
                         }
                         Some(c) => s.push(c),
                     }
@@ -193,11 +177,7 @@ pub(crate) fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, Confi
                     cur.bump();
                     Tok::Force
                 } else {
-                    return Err(err(
-                        line,
-                        col,
-                        "unexpected character ':' (did you mean \":=\"?)".into(),
-                    ));
+                    return Err(err(line, col, "unexpected character ':' (did you mean \":=\"?)".into()));
                 }
             }
             '=' => {
@@ -223,20 +203,10 @@ pub(crate) fn tokenize(text: &str, file: &Arc<Path>) -> Result<Vec<Token>, Confi
                     cur.bump();
                     Tok::NoMatch
                 }
-                _ => {
-                    return Err(err(
-                        line,
-                        col,
-                        "unexpected '!' (only \"!=\" and \"!~\" exist)".into(),
-                    ))
-                }
+                _ => return Err(err(line, col, "unexpected '!' (only \"!=\" and \"!~\" exist)".into())),
             },
             ';' => {
-                return Err(err(
-                    line,
-                    col,
-                    "unexpected ';' (statements are separated by newlines)".into(),
-                ))
+                return Err(err(line, col, "unexpected ';' (statements are separated by newlines)".into()))
             }
             '\0' => return Err(err(line, col, "stray NUL byte".into())),
             c if c.is_ascii_digit() => {

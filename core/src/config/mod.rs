@@ -44,10 +44,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn at(loc: &Location, msg: impl Into<String>) -> Self {
-        ConfigError {
-            loc: Some(loc.clone()),
-            msg: msg.into(),
-        }
+        ConfigError { loc: Some(loc.clone()), msg: msg.into() }
     }
 }
 
@@ -84,15 +81,9 @@ impl Value {
             Value::Int(1) => Some(true),
             Value::Str(s) => {
                 let s = s.trim();
-                if ["enable", "true", "1"]
-                    .iter()
-                    .any(|w| s.eq_ignore_ascii_case(w))
-                {
+                if ["enable", "true", "1"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
                     Some(true)
-                } else if ["disable", "false", "0"]
-                    .iter()
-                    .any(|w| s.eq_ignore_ascii_case(w))
-                {
+                } else if ["disable", "false", "0"].iter().any(|w| s.eq_ignore_ascii_case(w)) {
                     Some(false)
                 } else {
                     None
@@ -136,10 +127,7 @@ impl Value {
 
     /// Looks up a `"k" => v` element of an array by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.as_array()?
-            .iter()
-            .find(|e| e.key.as_deref() == Some(key))
-            .map(|e| &e.value)
+        self.as_array()?.iter().find(|e| e.key.as_deref() == Some(key)).map(|e| &e.value)
     }
 }
 
@@ -188,11 +176,7 @@ impl Config {
     /// The value of `key` that applies to a request: like lighttpd, the last
     /// matching block (in document order) that sets it wins.
     pub fn effective(&self, ev: &Evaluation, key: &str) -> Option<&Setting> {
-        self.blocks
-            .iter()
-            .rev()
-            .filter(|b| ev.matched(b.id))
-            .find_map(|b| b.get(key))
+        self.blocks.iter().rev().filter(|b| ev.matched(b.id)).find_map(|b| b.get(key))
     }
 
     /// The parsed configuration as text (for `featherd -p`): every block with

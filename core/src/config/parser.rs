@@ -26,12 +26,7 @@ pub struct ParseOptions {
 
 impl Default for ParseOptions {
     fn default() -> Self {
-        ParseOptions {
-            includes: true,
-            include_shell: true,
-            max_include_depth: 32,
-            max_nesting: 64,
-        }
+        ParseOptions { includes: true, include_shell: true, max_include_depth: 32, max_nesting: 64 }
     }
 }
 
@@ -68,11 +63,7 @@ impl Stream {
     }
 
     fn loc(&self, t: &Token) -> Location {
-        Location {
-            file: self.file.clone(),
-            line: t.line,
-            col: t.col,
-        }
+        Location { file: self.file.clone(), line: t.line, col: t.col }
     }
 
     fn here(&self) -> Location {
@@ -92,19 +83,12 @@ impl Stream {
                 Tok::Ident(s) => format!("\"{s}\""),
                 other => other.describe(),
             };
-            Err(self.err(
-                &t,
-                format!("expected {want_s} {context}, found {}", t.tok.describe()),
-            ))
+            Err(self.err(&t, format!("expected {want_s} {context}, found {}", t.tok.describe())))
         }
     }
 }
 
-static EOF: Token = Token {
-    tok: Tok::Eof,
-    line: 0,
-    col: 0,
-};
+static EOF: Token = Token { tok: Tok::Eof, line: 0, col: 0 };
 
 fn is_else(tok: &Tok) -> bool {
     matches!(tok, Tok::Ident(s) if matches!(s.as_str(), "else" | "elif" | "elsif" | "elseif"))
@@ -165,9 +149,7 @@ fn merge(a: Value, b: Value) -> Result<Value, String> {
             Value::Str(a)
         }
         (Value::Int(a), Value::Str(b)) => Value::Str(format!("{a}{b}")),
-        (Value::Int(a), Value::Int(b)) => {
-            Value::Int(a.checked_add(b).ok_or("integer overflow in \"+\"")?)
-        }
+        (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_add(b).ok_or("integer overflow in \"+\"")?),
         (Value::Array(mut a), Value::Array(b)) => {
             for e in b {
                 if let Some(k) = &e.key {
@@ -221,47 +203,26 @@ pub(crate) fn parse_file(path: &Path, opts: &ParseOptions) -> Result<Config, Con
     p.run(&text, path)
 }
 
-pub(crate) fn parse_str(
-    text: &str,
-    name: &Path,
-    opts: &ParseOptions,
-) -> Result<Config, ConfigError> {
+pub(crate) fn parse_str(text: &str, name: &Path, opts: &ParseOptions) -> Result<Config, ConfigError> {
     Parser::new(opts, name).run(text, name)
 }
 
 impl<'o> Parser<'o> {
     fn new(opts: &'o ParseOptions, main: &Path) -> Self {
         let file: Arc<Path> = Arc::from(main);
-        let loc = Location {
-            file,
-            line: 1,
-            col: 1,
-        };
-        let cwd = std::env::current_dir()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let loc = Location { file, line: 1, col: 1 };
+        let cwd = std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
         let predefined = vec![
             Setting {
                 key: "var.PID".into(),
                 value: Value::Int(i64::from(std::process::id())),
                 loc: loc.clone(),
             },
-            Setting {
-                key: "var.CWD".into(),
-                value: Value::Str(cwd),
-                loc: loc.clone(),
-            },
+            Setting { key: "var.CWD".into(), value: Value::Str(cwd), loc: loc.clone() },
         ];
         Parser {
             opts,
-            blocks: vec![Block {
-                id: 0,
-                parent: None,
-                cond: None,
-                else_of: None,
-                settings: Vec::new(),
-                loc,
-            }],
+            blocks: vec![Block { id: 0, parent: None, cond: None, else_of: None, settings: Vec::new(), loc }],
             vars: vec![predefined],
             files: Vec::new(),
             main_dir: dir_of(main),
@@ -271,17 +232,9 @@ impl<'o> Parser<'o> {
 
     fn run(mut self, text: &str, name: &Path) -> Result<Config, ConfigError> {
         let file: Arc<Path> = Arc::from(name);
-        let mut s = Stream {
-            toks: tokenize(text, &file)?,
-            pos: 0,
-            file,
-            dir: dir_of(name),
-        };
+        let mut s = Stream { toks: tokenize(text, &file)?, pos: 0, file, dir: dir_of(name) };
         self.statements(&mut s, 0, 0, None)?;
-        Ok(Config {
-            blocks: self.blocks,
-            files: self.files,
-        })
+        Ok(Config { blocks: self.blocks, files: self.files })
     }
 
     /// Statements up to the end of the input or (when `open` is the location
@@ -302,9 +255,9 @@ impl<'o> Parser<'o> {
                         Some(o) => Err(s.err(
                             &t,
                             format!(
-                            "expected \"}}\" to close the block opened at {}:{}, found end of file",
-                            o.line, o.col
-                        ),
+                                "expected \"}}\" to close the block opened at {}:{}, found end of file",
+                                o.line, o.col
+                            ),
                         )),
                     }
                 }
@@ -327,9 +280,7 @@ impl<'o> Parser<'o> {
                     "global" => {
                         s.next();
                         if block != 0 {
-                            return Err(
-                                s.err(&t, "\"global { }\" is only allowed at the top level")
-                            );
+                            return Err(s.err(&t, "\"global { }\" is only allowed at the top level"));
                         }
                         let lb = s.expect(Tok::LBrace, "after \"global\"")?;
                         let open_loc = s.loc(&lb);
@@ -341,9 +292,7 @@ impl<'o> Parser<'o> {
                         s.next();
                     }
                     n if is_else(&t.tok) => {
-                        return Err(
-                            s.err(&t, format!("\"{n}\" without a preceding condition block"))
-                        );
+                        return Err(s.err(&t, format!("\"{n}\" without a preceding condition block")));
                     }
                     _ => self.assignment(s, block, depth)?,
                 },
@@ -362,21 +311,13 @@ impl<'o> Parser<'o> {
 
     fn check_depth(&self, s: &Stream, t: &Token, depth: usize) -> Result<(), ConfigError> {
         if depth >= self.opts.max_nesting {
-            Err(s.err(
-                t,
-                format!("nesting too deep (limit {})", self.opts.max_nesting),
-            ))
+            Err(s.err(t, format!("nesting too deep (limit {})", self.opts.max_nesting)))
         } else {
             Ok(())
         }
     }
 
-    fn assignment(
-        &mut self,
-        s: &mut Stream,
-        block: usize,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
+    fn assignment(&mut self, s: &mut Stream, block: usize, depth: usize) -> Result<(), ConfigError> {
         let kt = s.next();
         let key = match &kt.tok {
             Tok::Ident(k) => k.clone(),
@@ -390,10 +331,7 @@ impl<'o> Parser<'o> {
             ref other => {
                 return Err(s.err(
                     &ot,
-                    format!(
-                        "expected \"=\", \"+=\" or \":=\" after \"{key}\", found {}",
-                        other.describe()
-                    ),
+                    format!("expected \"=\", \"+=\" or \":=\" after \"{key}\", found {}", other.describe()),
                 ))
             }
         };
@@ -423,19 +361,18 @@ impl<'o> Parser<'o> {
             (AssignOp::Append, Some(i)) => {
                 let slot = &mut self.list_mut(block, is_var)[i];
                 let old = std::mem::replace(&mut slot.value, Value::Int(0));
-                slot.value = merge(old, value).map_err(|m| ConfigError::at(&loc, format!("in \"{key} +=\": {m}")))?;
+                slot.value =
+                    merge(old, value).map_err(|m| ConfigError::at(&loc, format!("in \"{key} +=\": {m}")))?;
                 slot.loc = loc;
                 Ok(())
             }
             (AssignOp::Append, None) => {
                 // lighttpd starts from the value the enclosing blocks give.
-                let base = self.blocks[block]
-                    .parent
-                    .and_then(|p| self.lookup(p, &key))
-                    .cloned();
+                let base = self.blocks[block].parent.and_then(|p| self.lookup(p, &key)).cloned();
                 let value = match base {
-                    Some(b) => merge(b, value)
-                        .map_err(|m| ConfigError::at(&loc, format!("in \"{key} +=\": {m}")))?,
+                    Some(b) => {
+                        merge(b, value).map_err(|m| ConfigError::at(&loc, format!("in \"{key} +=\": {m}")))?
+                    }
                     None => value,
                 };
                 self.list_mut(block, is_var).push(Setting { key, value, loc });
@@ -473,12 +410,7 @@ impl<'o> Parser<'o> {
         None
     }
 
-    fn expr(
-        &mut self,
-        s: &mut Stream,
-        block: usize,
-        depth: usize,
-    ) -> Result<(Value, Location), ConfigError> {
+    fn expr(&mut self, s: &mut Stream, block: usize, depth: usize) -> Result<(Value, Location), ConfigError> {
         let loc = s.here();
         let mut v = self.term(s, block, depth)?;
         while s.peek().tok == Tok::Plus {
@@ -502,9 +434,7 @@ impl<'o> Parser<'o> {
                 if let Some(var) = name.strip_prefix("env.") {
                     return match std::env::var(var) {
                         Ok(v) => Ok(Value::Str(v)),
-                        Err(_) => {
-                            Err(s.err(&t, format!("environment variable \"{var}\" is not set")))
-                        }
+                        Err(_) => Err(s.err(&t, format!("environment variable \"{var}\" is not set"))),
                     };
                 }
                 match self.lookup(block, name) {
@@ -514,10 +444,7 @@ impl<'o> Parser<'o> {
             }
             other => Err(s.err(
                 &t,
-                format!(
-                    "expected a value (string, integer, array or variable), found {}",
-                    other.describe()
-                ),
+                format!("expected a value (string, integer, array or variable), found {}", other.describe()),
             )),
         }
     }
@@ -550,21 +477,12 @@ impl<'o> Parser<'o> {
                     }
                 };
                 if entries.iter().any(|e| e.key.as_ref() == Some(&key)) {
-                    return Err(ConfigError::at(
-                        &vloc,
-                        format!("duplicate array key \"{key}\""),
-                    ));
+                    return Err(ConfigError::at(&vloc, format!("duplicate array key \"{key}\"")));
                 }
                 let (value, _) = self.expr(s, block, depth)?;
-                Entry {
-                    key: Some(key),
-                    value,
-                }
+                Entry { key: Some(key), value }
             } else {
-                Entry {
-                    key: None,
-                    value: v,
-                }
+                Entry { key: None, value: v }
             };
             entries.push(entry);
             match s.peek().tok {
@@ -576,11 +494,7 @@ impl<'o> Parser<'o> {
                 }
                 Tok::RParen => {}
                 ref other => {
-                    let what = if keyed {
-                        "\",\" or \")\""
-                    } else {
-                        "\"=>\", \",\" or \")\""
-                    };
+                    let what = if keyed { "\",\" or \")\"" } else { "\"=>\", \",\" or \")\"" };
                     let msg = format!("expected {what} in array, found {}", other.describe());
                     return Err(s.err(s.peek(), msg));
                 }
@@ -604,19 +518,11 @@ impl<'o> Parser<'o> {
         match v {
             Value::Str(x) => Ok((x, loc)),
             Value::Int(i) => Ok((i.to_string(), loc)),
-            Value::Array(_) => Err(ConfigError::at(
-                &loc,
-                format!("{what} must be a string, found array"),
-            )),
+            Value::Array(_) => Err(ConfigError::at(&loc, format!("{what} must be a string, found array"))),
         }
     }
 
-    fn condition(
-        &mut self,
-        s: &mut Stream,
-        parent: usize,
-        depth: usize,
-    ) -> Result<Condition, ConfigError> {
+    fn condition(&mut self, s: &mut Stream, parent: usize, depth: usize) -> Result<Condition, ConfigError> {
         let dollar = s.expect(Tok::Dollar, "to start a condition")?;
         let st = s.next();
         let scope = match &st.tok {
@@ -635,13 +541,7 @@ impl<'o> Parser<'o> {
         let (name, _) = self.string_expr(s, parent, depth, "condition field name")?;
         s.expect(Tok::RBracket, "after condition field name")?;
         let field = CondField::from_parts(&scope, &name).ok_or_else(|| {
-            s.err(
-                &st,
-                format!(
-                    "unknown condition field ${scope}[{}]",
-                    super::cond::quote(&name)
-                ),
-            )
+            s.err(&st, format!("unknown condition field ${scope}[{}]", super::cond::quote(&name)))
         })?;
         let ot = s.next();
         let op = match ot.tok {
@@ -666,21 +566,13 @@ impl<'o> Parser<'o> {
     }
 
     /// A condition block and the `else` branches that follow it.
-    fn cond_chain(
-        &mut self,
-        s: &mut Stream,
-        parent: usize,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
+    fn cond_chain(&mut self, s: &mut Stream, parent: usize, depth: usize) -> Result<(), ConfigError> {
         let mut prev: Option<usize> = None;
         let mut start = s.peek().clone();
         loop {
             self.check_depth(s, &start, depth)?;
-            let cond = if s.peek().tok == Tok::Dollar {
-                Some(self.condition(s, parent, depth)?)
-            } else {
-                None
-            };
+            let cond =
+                if s.peek().tok == Tok::Dollar { Some(self.condition(s, parent, depth)?) } else { None };
             let lb = s.next();
             if lb.tok != Tok::LBrace {
                 let what = if prev.is_some() && cond.is_none() {
@@ -730,15 +622,9 @@ impl<'o> Parser<'o> {
             };
             let pattern = format!("{base}{name}");
             let paths = glob::glob(&pattern).map_err(|e| {
-                ConfigError::at(
-                    &loc,
-                    format!("invalid include pattern \"{name}\": {}", e.msg),
-                )
+                ConfigError::at(&loc, format!("invalid include pattern \"{name}\": {}", e.msg))
             })?;
-            let mut files: Vec<PathBuf> = paths
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
+            let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
             files.sort();
             for f in files {
                 self.include_file(&f, &loc, block, depth)?;
@@ -798,24 +684,14 @@ impl<'o> Parser<'o> {
         block: usize,
         depth: usize,
     ) -> Result<(), ConfigError> {
-        let mut sub = Stream {
-            toks: tokenize(text, &file)?,
-            pos: 0,
-            file,
-            dir,
-        };
+        let mut sub = Stream { toks: tokenize(text, &file)?, pos: 0, file, dir };
         self.include_depth += 1;
         let r = self.statements(&mut sub, block, depth, None);
         self.include_depth -= 1;
         r
     }
 
-    fn include_shell(
-        &mut self,
-        s: &mut Stream,
-        block: usize,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
+    fn include_shell(&mut self, s: &mut Stream, block: usize, depth: usize) -> Result<(), ConfigError> {
         let (cmd, loc) = self.string_expr(s, block, depth, "include_shell command")?;
         if !self.opts.include_shell {
             return Err(ConfigError::at(&loc, "include_shell is disabled"));
@@ -827,18 +703,13 @@ impl<'o> Parser<'o> {
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .output()
-            .map_err(|e| {
-                ConfigError::at(&loc, format!("include_shell \"{cmd}\": cannot run: {e}"))
-            })?;
+            .map_err(|e| ConfigError::at(&loc, format!("include_shell \"{cmd}\": cannot run: {e}")))?;
         if !out.status.success() {
             let how = match out.status.code() {
                 Some(c) => format!("exited with status {c}"),
                 None => "was killed by a signal".to_string(),
             };
-            return Err(ConfigError::at(
-                &loc,
-                format!("include_shell \"{cmd}\" {how}"),
-            ));
+            return Err(ConfigError::at(&loc, format!("include_shell \"{cmd}\" {how}")));
         }
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let name: Arc<Path> = Arc::from(Path::new(&format!("include_shell \"{cmd}\"")));

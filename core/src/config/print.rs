@@ -16,11 +16,7 @@ pub(crate) fn print(cfg: &Config) -> String {
         }
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# {} block(s); variables and includes expanded",
-        cfg.blocks.len()
-    );
+    let _ = writeln!(out, "# {} block(s); variables and includes expanded", cfg.blocks.len());
     if !cfg.blocks.is_empty() {
         block_body(cfg, &children, 0, 0, &mut out);
     }

@@ -174,7 +174,12 @@ unsafe extern "C" fn config_block_parent(cfg: *const fd_config, block: u32) -> i
     c.cfg.blocks.get(block as usize).and_then(|b| b.parent).map_or(-1, |p| p as i32)
 }
 
-unsafe extern "C" fn config_value(cfg: *const fd_config, module_id: u32, block: u32, key: u32) -> *const fd_value {
+unsafe extern "C" fn config_value(
+    cfg: *const fd_config,
+    module_id: u32,
+    block: u32,
+    key: u32,
+) -> *const fd_value {
     // SAFETY: ABI rule on cfg.
     let Some(c) = (unsafe { ctx(cfg) }) else { return std::ptr::null() };
     module_value(c, module_id as usize, block as usize, key as usize)
@@ -255,13 +260,19 @@ unsafe extern "C" fn value_array_get(v: *const fd_value, i: usize) -> *const fd_
 
 unsafe extern "C" fn value_array_key(v: *const fd_value, i: usize, found: *mut i32) -> Str {
     // SAFETY: ABI rule on v.
-    let k = unsafe { val(v) }.and_then(|v| v.as_array()).and_then(|a| a.get(i)).and_then(|e| e.key.as_deref());
+    let k =
+        unsafe { val(v) }.and_then(|v| v.as_array()).and_then(|a| a.get(i)).and_then(|e| e.key.as_deref());
     opt_str(found, k.map(str::as_bytes))
 }
 
 // ---- per-request configuration
 
-unsafe extern "C" fn request_config_blocks(r: *mut fd_request, module_id: u32, out: *mut u32, cap: usize) -> usize {
+unsafe extern "C" fn request_config_blocks(
+    r: *mut fd_request,
+    module_id: u32,
+    out: *mut u32,
+    cap: usize,
+) -> usize {
     // SAFETY: ABI rule on r.
     let Some(r) = (unsafe { req(r) }) else { return 0 };
     let mut n = 0;
@@ -617,7 +628,8 @@ unsafe extern "C" fn connection_slot_get(c: *mut fd_connection, module_id: u32) 
 
 unsafe extern "C" fn connection_slot_set(c: *mut fd_connection, module_id: u32, data: *mut c_void) {
     // SAFETY: as above.
-    if let Some(s) = unsafe { (c as *mut worker::ConnInfo).as_mut() }.and_then(|c| c.slots.get_mut(module_id as usize))
+    if let Some(s) =
+        unsafe { (c as *mut worker::ConnInfo).as_mut() }.and_then(|c| c.slots.get_mut(module_id as usize))
     {
         *s = data;
     }
@@ -639,7 +651,13 @@ unsafe extern "C" fn request_wake(id: u64) -> i32 {
     worker::wake(id)
 }
 
-unsafe extern "C" fn fd_register(module_id: u32, fd: i32, interest: u32, cb: fd_event_fn, ctx: *mut c_void) -> i64 {
+unsafe extern "C" fn fd_register(
+    module_id: u32,
+    fd: i32,
+    interest: u32,
+    cb: fd_event_fn,
+    ctx: *mut c_void,
+) -> i64 {
     let Some(m) = module_info(module_id) else { return -1 };
     worker::fd_register(m.data, fd, interest, cb, ctx)
 }

@@ -163,7 +163,10 @@ pub fn load_module(path: &Path, name: &str) -> Result<LoadedModule, String> {
     };
     let mname = text(desc.name);
     if mname != name {
-        return Err(format!("{}: the file is named {name} but the module calls itself {mname:?}", path.display()));
+        return Err(format!(
+            "{}: the file is named {name} but the module calls itself {mname:?}",
+            path.display()
+        ));
     }
     let mut keys = Vec::new();
     if !desc.config_keys.is_null() {
@@ -248,7 +251,10 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
             if let Some((prev, _, _)) = owners.get(k.name.as_str()) {
                 if *prev != Owner::Core {
                     let Owner::Module(j) = prev else { unreachable!() };
-                    return Err(format!("modules {} and {} both declare the key {}", modules[*j].name, m.name, k.name));
+                    return Err(format!(
+                        "modules {} and {} both declare the key {}",
+                        modules[*j].name, m.name, k.name
+                    ));
                 }
             }
             owners.insert(k.name.as_str(), (Owner::Module(i), k.kind, k.scope));
@@ -396,7 +402,10 @@ fn init_modules(loaded: &mut Loaded) -> Result<(), String> {
     if !errors.is_empty() || !failed.is_empty() {
         let mut msg = errors;
         if msg.is_empty() {
-            msg.push(format!("module(s) {} refused the configuration (see the error log)", failed.join(", ")));
+            msg.push(format!(
+                "module(s) {} refused the configuration (see the error log)",
+                failed.join(", ")
+            ));
         }
         return Err(msg.join("\n"));
     }

@@ -253,9 +253,18 @@ mod tests {
             ("GET / HTTP/1.1\r\n\r\n", Parsed::Error(400)),
             ("GET / HTTP/1.0\r\n\r\n", Parsed::Complete(18)),
             ("GET / HTTP/2.0\r\n\r\n", Parsed::Error(505)),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", Parsed::Error(400)),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", Parsed::Error(400)),
-            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", Parsed::Error(400)),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Parsed::Error(400),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Parsed::Error(400),
+            ),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                Parsed::Error(400),
+            ),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Parsed::Error(400)),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", Parsed::Error(400)),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Parsed::Error(501)),

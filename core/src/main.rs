@@ -102,8 +102,7 @@ fn main() -> ExitCode {
             featherd::config::parse_file(&opts.config).map(|_| ()).map_err(|e| e.to_string())
         } else {
             // Log to stderr so module messages during init are visible.
-            let _ = featherd::errorlog::init(None, log::LevelFilter::Info);
-            server::load_config(&opts, true).map(|l| featherd::host::cleanup(&l))
+            server::load_config(&opts, true, true).map(|l| featherd::host::cleanup(&l))
         };
         return match r {
             Ok(()) => {

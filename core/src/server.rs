@@ -131,8 +131,12 @@ fn bind_all(specs: &[(String, BindAddr)], workers: usize) -> Result<Vec<Vec<List
 }
 
 /// Parse the config and load (and with `init`, initialise) the modules.
-pub fn load_config(opts: &Options, init: bool) -> Result<Loaded, String> {
+/// The error log is opened first, so that modules' messages during init reach it.
+pub fn load_config(opts: &Options, init: bool, log_to_stderr: bool) -> Result<Loaded, String> {
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
+    let server = ServerConf::from_config(&cfg)?;
+    let path = if log_to_stderr { None } else { server.errorlog.as_deref() };
+    crate::errorlog::init(path, log::LevelFilter::Info)?;
     host::load(cfg, &host::LoadOptions { module_dir: &opts.module_dir, init })
 }
 
@@ -280,8 +284,7 @@ fn wait_signal(s: &Signals, timeout: Duration) {
 
 /// Run the server until it is stopped. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, String> {
-    let mut loaded = load_config(&opts, true)?;
-    errorlog_init(&loaded)?;
+    let mut loaded = load_config(&opts, true, false)?;
     if let Some(n) = loaded.server.max_fds {
         set_max_fds(n);
     }
@@ -330,6 +333,15 @@ pub fn run(opts: Options) -> Result<i32, String> {
         names.join(", ")
     );
     if let Some(fd) = ready {
+        // Started: detach stderr too (the error log has taken over), then release the parent.
+        // SAFETY: open/dup2/close on descriptors this process owns.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
         let _ = io::Write::write_all(&mut std::fs::File::from(fd), b"1");
     }
 
@@ -409,10 +421,6 @@ fn reap(loaded: &Loaded) {
             }
         }
     }
-}
-
-pub fn errorlog_init(loaded: &Loaded) -> Result<(), String> {
-    crate::errorlog::init(loaded.server.errorlog.as_deref(), log::LevelFilter::Info)
 }
 
 /// Where the modules are by default: next to the binary.

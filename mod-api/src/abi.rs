@@ -256,6 +256,8 @@ pub struct ModuleDescriptor {
 
 // SAFETY: the descriptor is immutable static data; its raw pointers point to static data.
 unsafe impl Sync for ModuleDescriptor {}
+// SAFETY: as above; moving the plain-data descriptor between threads is harmless.
+unsafe impl Send for ModuleDescriptor {}
 // SAFETY: see above.
 unsafe impl Sync for ConfigKeyDecl {}
 

@@ -1,0 +1,243 @@
+//! Core HTTP/1.x behaviour of the real server, observed over raw sockets: keep-alive and
+//! pipelining, framing errors, limits, URL normalisation, directory redirects, PATH_INFO,
+//! conditions and captures per request, listeners from `$SERVER["socket"]`.
+
+use featherd_e2e::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// BASE plus the probe and panic fixtures, no default modules.
+fn conf(extra: &str) -> String {
+    format!(
+        "{BASE}\nserver.compat-module-load = \"disable\"\nserver.modules = ( \"mod_probe\", \"mod_panic\" )\n{extra}\n"
+    )
+}
+
+fn probe(s: &Server, target: &str) -> String {
+    let r = s.get(target);
+    assert_eq!(r.status, 200, "{target}: {}", r.head);
+    r.text()
+}
+
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+#[test]
+fn keep_alive_and_pipelining_answer_in_order() {
+    let s = Server::start(&conf(""));
+    let req = "GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /probe-early?1 HTTP/1.1\r\nHost: b\r\n\r\nGET /ok HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+    let data = raw(s.port, req.as_bytes());
+    let rs = parse_responses(&data, false);
+    assert_eq!(rs.len(), 3, "{}", String::from_utf8_lossy(&data));
+    assert_eq!(rs[0].text(), "still here\n");
+    assert!(rs[1].text().contains("host=b\n"));
+    assert_eq!(rs[2].header("connection"), Some("close"));
+    assert!(rs[0].header("connection").is_none());
+}
+
+#[test]
+fn pipelined_requests_after_half_close_are_all_answered() {
+    let s = Server::start(&conf(""));
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let one = "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n";
+    c.write_all(one.repeat(20).as_bytes()).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut data = Vec::new();
+    c.read_to_end(&mut data).unwrap();
+    let rs = parse_responses(&data, false);
+    assert_eq!(rs.len(), 20);
+    assert!(rs.iter().all(|r| r.status == 200));
+}
+
+#[test]
+fn http10_closes_unless_keep_alive() {
+    let s = Server::start(&conf(""));
+    let r = request(s.port, "GET /ok HTTP/1.0\r\n\r\n");
+    assert!(r.head.starts_with("HTTP/1.0 200 OK"), "{}", r.head);
+    assert_eq!(r.header("connection"), Some("close"));
+    let data = raw(s.port, b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /ok HTTP/1.0\r\n\r\n");
+    let rs = parse_responses(&data, false);
+    assert_eq!(rs.len(), 2);
+    assert_eq!(rs[0].header("connection"), Some("keep-alive"));
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_server_stays_up() {
+    let s = Server::start(&conf(""));
+    let cases: &[(&str, u16)] = &[
+        ("GET / HTTP/1.1\r\n\r\n", 400),                   // no Host
+        ("GARBAGE\r\n\r\n", 400),                          // no request line
+        ("GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),        // version
+        ("GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),    // bad escape
+        ("GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n", 400),   // NUL
+        ("GET relative HTTP/1.1\r\nHost: a\r\n\r\n", 400), // not origin-form
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n", 400), // space before colon
+        ("GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n z\r\n\r\n", 400), // obs-fold
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),        // bad host
+    ];
+    for (req, status) in cases {
+        let data = raw(s.port, req.as_bytes());
+        let rs = parse_responses(&data, false);
+        assert_eq!(rs.len(), 1, "{req:?} → {}", String::from_utf8_lossy(&data));
+        assert_eq!(rs[0].status, *status, "{req:?}");
+        assert_eq!(rs[0].header("connection"), Some("close"), "{req:?}");
+    }
+    assert_eq!(s.get("/ok").status, 200);
+}
+
+#[test]
+fn oversized_head_gets_431_and_body_over_limit_413() {
+    let s = Server::start(&conf("server.max-request-field-size = 1024\nserver.max-request-size = 1\n"));
+    let big = format!("GET /ok HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "x".repeat(2000));
+    assert_eq!(request(s.port, &big).status, 431);
+    let post = format!("POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 2048\r\n\r\n{}", "y".repeat(2048));
+    assert_eq!(request(s.port, &post).status, 413);
+    let small = "POST /probe-early HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+    let r = request(s.port, small);
+    assert!(r.text().contains("body=hello\n"), "{}", r.text());
+}
+
+#[test]
+fn paths_are_normalised_before_modules_see_them() {
+    let s = Server::start(&conf(""));
+    assert_eq!(s.get("/x/../ok").text(), "still here\n");
+    assert_eq!(s.get("//./ok").text(), "still here\n");
+    let t = probe(&s, "/probe-early/a/%2e%2e/b%20c//d?x=%41&probe");
+    assert_eq!(line(&t, "path"), "/probe-early/b c/d");
+    assert_eq!(line(&t, "query"), "x=%41&probe");
+    assert_eq!(line(&t, "target"), "/probe-early/a/%2e%2e/b%20c//d?x=%41&probe");
+    // Dot-segments can never climb out of the document root.
+    let r = s.get("/%2e%2e/%2e%2e/%2e%2e/etc/passwd");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("root:"));
+}
+
+#[test]
+fn directory_without_slash_redirects_and_path_info_is_split() {
+    let s = Server::start(&conf(""));
+    std::fs::create_dir_all(s.docroot().join("dir")).unwrap();
+    std::fs::write(s.docroot().join("dir/script.php"), "x").unwrap();
+    let r = request(s.port, "GET /dir?a=b HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("http://example.org:8080/dir/?a=b"));
+    let t = probe(&s, "/dir/script.php/extra/path?probe");
+    assert_eq!(line(&t, "path_info"), "/extra/path");
+    assert!(line(&t, "physical").ends_with("/www/dir/script.php"), "{t}");
+    assert_eq!(line(&t, "file_size"), "1");
+    // Nothing handles a plain file here (no mod_staticfile): 403, as lighttpd.
+    assert_eq!(s.get("/dir/script.php").status, 403);
+    assert_eq!(s.get("/missing").status, 404);
+}
+
+#[test]
+fn conditions_select_config_per_request_with_captures() {
+    let extra = r#"
+probe.text = "global"
+$HTTP["host"] =~ "^(.+)\.example\.org$" {
+    probe.text = "vhost"
+    $HTTP["url"] =^ "/probe-early/admin" { probe.text = "admin" }
+}
+else $HTTP["host"] == "other.test" { probe.text = "other" }
+$HTTP["url"] =~ "^/probe-early/tag/(\w+)" { server.tag = "tagged" }
+"#;
+    let s = Server::start(&conf(extra));
+    let get_host = |host: &str, path: &str| {
+        request(s.port, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    let t = get_host("shop.example.org", "/probe-early").text();
+    assert_eq!(line(&t, "text"), "vhost");
+    assert_eq!(line(&t, "capture1"), "shop");
+    let t = get_host("blog.example.org", "/probe-early/admin").text();
+    assert_eq!(line(&t, "text"), "admin");
+    assert_eq!(line(&t, "capture1"), "blog", "captures of the enclosing regex condition");
+    assert_eq!(line(&get_host("other.test", "/probe-early").text(), "text"), "other");
+    assert_eq!(line(&get_host("nomatch", "/probe-early").text(), "text"), "global");
+    let r = get_host("x", "/probe-early/tag/abc");
+    assert_eq!(r.header("server"), Some("tagged"));
+    assert!(get_host("x", "/probe-early").header("server").unwrap_or("").starts_with("featherd/"));
+}
+
+#[test]
+fn head_has_headers_and_no_body_options_star_and_date() {
+    let s = Server::start(&conf(""));
+    let data = raw(s.port, b"HEAD /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&data);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Content-Length: 11\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "HEAD must have no body: {text:?}");
+    let r = request(s.port, "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.header("allow").unwrap_or("").contains("GET"));
+    let d = r.header("date").unwrap_or("");
+    assert!(d.ends_with(" GMT") && d.len() == 29, "Date: {d}");
+    let r = s.get("/missing");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("<h1>404 Not Found</h1>"));
+}
+
+#[test]
+fn errorfile_prefix_serves_custom_error_pages() {
+    let dir = TempDir::new("errfile");
+    dir.write("errors/status-404.html", "custom not found\n");
+    let s = Server::start_in(dir, &conf("server.errorfile-prefix = \"@DIR@/errors/status-\"\n"), None);
+    let r = s.get("/missing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "custom not found\n");
+}
+
+#[test]
+fn keep_alive_request_limit_closes_the_connection() {
+    let s = Server::start(&conf("server.max-keep-alive-requests = 2\n"));
+    let data = raw(s.port, "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n".repeat(3).as_bytes());
+    let rs = parse_responses(&data, false);
+    assert_eq!(rs.len(), 2, "the third request is not answered on this connection");
+    assert_eq!(rs[1].header("connection"), Some("close"));
+}
+
+#[test]
+fn idle_and_slow_clients_time_out() {
+    let s = Server::start(&conf("server.max-read-idle = 1\nserver.max-keep-alive-idle = 1\n"));
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"GET /ok HTTP/1.1\r\nHo").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(t0.elapsed() < Duration::from_secs(5), "slow client was not dropped");
+    assert!(buf.is_empty(), "nothing is answered to an incomplete head");
+    // Other clients are unaffected.
+    assert_eq!(s.get("/ok").status, 200);
+}
+
+#[test]
+fn extra_listeners_unix_and_ipv6() {
+    let dir = TempDir::new("listen");
+    let sock = dir.path().join("featherd.sock");
+    let v6port = free_port();
+    let extra = format!(
+        "$SERVER[\"socket\"] == \"{}\" {{ probe.text = \"unix\" }}\n$SERVER[\"socket\"] == \"[::1]:{v6port}\" {{ probe.text = \"v6\" }}\n",
+        sock.display()
+    );
+    let s = Server::start_in(dir, &conf(&extra), None);
+    let (code, out, err) =
+        curl(&["--unix-socket", &sock.display().to_string(), "http://localhost/probe-early"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(line(&out, "text"), "unix");
+    let (code, out, err) = curl(&["-g", &format!("http://[::1]:{v6port}/probe-early")]);
+    if code == 7 && err.contains("Couldn't connect") && !std::path::Path::new("/proc/net/if_inet6").exists() {
+        eprintln!("no IPv6 on this machine; skipping the [::1] part");
+    } else {
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(line(&out, "text"), "v6");
+        assert_eq!(line(&out, "remote"), "::1");
+    }
+    let t = probe(&s, "/probe-early");
+    assert_eq!(line(&t, "text"), "");
+}

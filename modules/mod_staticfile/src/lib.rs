@@ -1,0 +1,264 @@
+//! mod_staticfile: serve the file a request maps to, when it is a regular file.
+//!
+//! Data in: at SUBREQUEST_START, the host's stat of the physical path (`file_info`), the
+//! request method, protocol and conditional headers (`If-None-Match`, `If-Modified-Since`,
+//! `Range`, `If-Range`), and this module's configuration for the request. Data out: the
+//! response status (200, 206, 304, 412, 416, or 403/404 when the file cannot be opened),
+//! `Content-Type`, `ETag`, `Last-Modified`, `Accept-Ranges`, `Content-Range`, the body length,
+//! and the open file queued as body (the server sends it with sendfile and closes it).
+//!
+//! It runs last among the handlers (lighttpd's order): a module before it that set a status
+//! or otherwise decided the response makes it step aside. The decisions themselves live in
+//! [`logic`], free of the server, so they are tested on their own.
+
+pub mod logic;
+
+use featherd_mod_api::{Handler, Hooks, Key, Module, ModuleConfig, Request, Value, FILE_KIND_REGULAR};
+use logic::{Conditions, EtagFlags, FileStamp, Method, Plan, Validators};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+/// Configuration, merged per request.
+#[derive(Clone, Debug)]
+pub struct StaticFileConfig {
+    /// Suffixes of physical paths this module leaves to others (e.g. ".php").
+    pub exclude_extensions: Vec<String>,
+    /// `static-file.etags`: send ETags at all.
+    pub etags: bool,
+    /// `static-file.disable-pathinfo`: do not serve when the path had PATH_INFO split off.
+    pub disable_pathinfo: bool,
+    pub etag_flags: EtagFlags,
+}
+
+impl Default for StaticFileConfig {
+    fn default() -> Self {
+        StaticFileConfig {
+            exclude_extensions: Vec::new(),
+            etags: true,
+            disable_pathinfo: false,
+            etag_flags: EtagFlags { inode: true, size: true, mtime: true },
+        }
+    }
+}
+
+const KEY_EXCLUDE: usize = 0;
+const KEY_ETAGS: usize = 1;
+const KEY_DISABLE_PATHINFO: usize = 2;
+const KEY_USE_INODE: usize = 3;
+const KEY_USE_MTIME: usize = 4;
+const KEY_USE_SIZE: usize = 5;
+
+impl ModuleConfig for StaticFileConfig {
+    const KEYS: &'static [Key] = &[
+        Key::array("static-file.exclude-extensions"),
+        Key::boolean("static-file.etags"),
+        Key::boolean("static-file.disable-pathinfo"),
+        Key::boolean("etag.use-inode"),
+        Key::boolean("etag.use-mtime"),
+        Key::boolean("etag.use-size"),
+    ];
+
+    fn apply(&mut self, key: usize, v: &Value) -> Result<(), String> {
+        match key {
+            KEY_EXCLUDE => self.exclude_extensions = v.to_str_list()?,
+            KEY_ETAGS => self.etags = v.to_bool()?,
+            KEY_DISABLE_PATHINFO => self.disable_pathinfo = v.to_bool()?,
+            KEY_USE_INODE => self.etag_flags.inode = v.to_bool()?,
+            KEY_USE_MTIME => self.etag_flags.mtime = v.to_bool()?,
+            KEY_USE_SIZE => self.etag_flags.size = v.to_bool()?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The module; it keeps no state of its own.
+#[derive(Default)]
+pub struct StaticFile;
+
+impl Module for StaticFile {
+    const NAME: &'static str = "mod_staticfile";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "serves regular files (ETag, conditional and range requests)";
+    const HOOKS: Hooks = Hooks::SUBREQUEST_START;
+    type Config = StaticFileConfig;
+    type RequestState = ();
+    type ConnectionState = ();
+
+    fn init() -> Self {
+        StaticFile
+    }
+
+    fn subrequest_start(&self, req: &mut Request<Self>) -> Handler {
+        // Someone before us already decided the response.
+        if req.status() != 0 {
+            return Handler::GoOn;
+        }
+        let Some(method) = Method::parse(req.method()) else {
+            return Handler::GoOn;
+        };
+        match req.file_info() {
+            Some(fi) if fi.kind == FILE_KIND_REGULAR => {}
+            _ => return Handler::GoOn,
+        }
+        let conf = req.config();
+        if conf.disable_pathinfo && !req.path_info().is_empty() {
+            log::debug!("not serving as static file: PATH_INFO present and static-file.disable-pathinfo set");
+            return Handler::GoOn;
+        }
+        let path = req.physical_path().to_vec();
+        if path.is_empty() {
+            return Handler::GoOn;
+        }
+        if conf.exclude_extensions.iter().any(|ext| path.ends_with(ext.as_bytes())) {
+            log::debug!("not serving as static file: extension excluded");
+            return Handler::GoOn;
+        }
+        serve(req, &conf, method, &path)
+    }
+}
+
+fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method, path: &[u8]) -> Handler {
+    let file = match File::open(OsStr::from_bytes(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            // The stat said "regular file" a moment ago: the file went away or is unreadable.
+            let status = if e.kind() == ErrorKind::NotFound { 404 } else { 403 };
+            log::debug!("open {} failed: {e}", String::from_utf8_lossy(path));
+            req.set_status(status);
+            return Handler::Finished;
+        }
+    };
+    // Headers describe what we opened, not what was stat'ed earlier: the file may have been
+    // replaced in between, and size and validators must match the bytes sent.
+    let meta = match file.metadata() {
+        Ok(m) if m.is_file() => m,
+        _ => {
+            req.set_status(403);
+            return Handler::Finished;
+        }
+    };
+    let size = meta.len();
+    let stamp = FileStamp { inode: meta.ino(), size, mtime: meta.mtime(), mtime_nsec: meta.mtime_nsec() };
+
+    // An unknown content type makes lighttpd send application/octet-stream and drop the
+    // validators, so that a type added to the config later is not hidden by client caches.
+    let mut cachable = true;
+    if req.response_header("Content-Type").is_none() {
+        let mime = req.mimetype_for(path).to_vec();
+        if mime.is_empty() {
+            req.set_response_header("Content-Type", "application/octet-stream");
+            cachable = false;
+        } else {
+            req.set_response_header("Content-Type", &mime);
+        }
+    }
+
+    let mut v = Validators { mtime: stamp.mtime, cachable, ..Validators::default() };
+    if cachable {
+        v.etag = match req.response_header("ETag") {
+            Some(e) => Some(String::from_utf8_lossy(e).into_owned()),
+            None if conf.etags => {
+                let e = logic::build_etag(&stamp, conf.etag_flags);
+                if let Some(e) = &e {
+                    req.set_response_header("ETag", e);
+                }
+                e
+            }
+            None => None,
+        };
+        v.last_modified = Some(match req.response_header("Last-Modified") {
+            Some(lm) => String::from_utf8_lossy(lm).into_owned(),
+            None => {
+                let lm = logic::http_date(stamp.mtime);
+                req.set_response_header("Last-Modified", &lm);
+                lm
+            }
+        });
+    }
+
+    let owned = |h: Option<&[u8]>| h.map(<[u8]>::to_vec);
+    let inm = owned(req.header("If-None-Match"));
+    let ims = owned(req.header("If-Modified-Since"));
+    let range = owned(req.header("Range"));
+    let if_range = owned(req.header("If-Range"));
+    let c = Conditions {
+        method,
+        http10: req.protocol() == b"HTTP/1.0",
+        if_none_match: inm.as_deref(),
+        if_modified_since: ims.as_deref(),
+        range: range.as_deref(),
+        if_range: if_range.as_deref(),
+    };
+
+    match logic::plan(&c, &v, size) {
+        Plan::NotModified => {
+            req.set_status(304);
+            Handler::Finished
+        }
+        Plan::PreconditionFailed => {
+            req.set_status(412);
+            Handler::Finished
+        }
+        Plan::Unsatisfiable => {
+            req.set_response_header("Content-Range", format!("bytes */{size}"));
+            req.set_status(416);
+            Handler::Finished
+        }
+        Plan::Full { body, accept_ranges } => {
+            req.set_status(200);
+            if accept_ranges {
+                req.set_response_header("Accept-Ranges", "bytes");
+            }
+            req.set_content_length(size);
+            // HEAD gets the same headers; not queueing the file saves the server a useless
+            // open fd. An empty file has nothing to queue either.
+            if body && size > 0 {
+                return queue(req, file, 0, size);
+            }
+            Handler::Finished
+        }
+        Plan::Partial { start, end } => {
+            let len = end - start + 1;
+            req.set_status(206);
+            req.set_response_header("Accept-Ranges", "bytes");
+            req.set_response_header("Content-Range", format!("bytes {start}-{end}/{size}"));
+            req.set_content_length(len);
+            queue(req, file, start, len)
+        }
+    }
+}
+
+fn queue(req: &mut Request<StaticFile>, file: File, offset: u64, len: u64) -> Handler {
+    if req.append_file(file, offset, len) {
+        Handler::Finished
+    } else {
+        log::error!("could not queue the file as response body");
+        Handler::Error
+    }
+}
+
+// `featherd_mod_api::export_module!` does not compile: it caches the descriptor in a
+// `OnceLock`, which needs the descriptor to be `Send`, and `abi::ModuleDescriptor` is only
+// `Sync`. Until the SDK is fixed, the entry point is written out with a cache that needs
+// neither.
+/// The module's entry point, called by the featherd server after loading.
+#[no_mangle]
+pub extern "C" fn featherd_module_v1() -> *const featherd_mod_api::__private::ModuleDescriptor {
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    static DESC: AtomicPtr<featherd_mod_api::__private::ModuleDescriptor> =
+        AtomicPtr::new(std::ptr::null_mut());
+    let cached = DESC.load(Ordering::Acquire);
+    if !cached.is_null() {
+        return cached;
+    }
+    // The server calls this once per load; a racing second caller leaks one small table.
+    let fresh: *mut _ = Box::leak(Box::new(featherd_mod_api::__private::descriptor::<StaticFile>()));
+    match DESC.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => fresh,
+        Err(existing) => existing,
+    }
+}

@@ -1,0 +1,408 @@
+/*
+ * featherd_module.h: the C ABI between the featherd server and its modules.
+ *
+ * GENERATED from mod-api/src/abi.rs by cbindgen (config: mod-api/cbindgen.toml).
+ * DO NOT EDIT: change abi.rs, then run
+ *     FEATHERD_BLESS=1 cargo test -p featherd-mod-api --test c_header
+ *
+ * The rules of the ABI, which both sides rely on:
+ *  - A module exports one symbol, featherd_module_v1 (FEATHERD_MODULE_SYMBOL): a function with
+ *    no arguments returning a pointer to a static fd_module_descriptor.
+ *  - fd_module_descriptor and fd_host_api begin with their size in bytes (struct_size) and are
+ *    append-only: a published field never moves or changes type. A reader uses
+ *    min(struct_size, its own size) bytes and treats later fields as absent. Set
+ *    struct_size = sizeof(fd_module_descriptor); check a host field's offset against
+ *    host->struct_size before calling a field newer than ABI 1.0.
+ *  - A breaking change bumps FEATHERD_ABI_MAJOR and the symbol name (featherd_module_v2); the
+ *    server refuses a module whose abi_major differs from its own.
+ *  - Strings cross as fd_str views (pointer + length, not NUL-terminated, not necessarily
+ *    UTF-8). Host-returned views stay valid until the next call that mutates the same object
+ *    or until the hook returns; config values until cleanup. Copy what you keep.
+ *  - Ownership: nothing allocated on one side is freed on the other. The host takes the fd
+ *    passed to response_append_file in every case; an fd given to fd_register stays the
+ *    module's (unregister before closing it). Per-request and per-connection slots are freed
+ *    by the module in its request_reset / connection_close hook.
+ *  - Never unwind (C++ exceptions, longjmp) across the boundary; return
+ *    FEATHERD_HANDLER_ERROR instead.
+ */
+
+#ifndef FEATHERD_MODULE_H
+#define FEATHERD_MODULE_H
+
+#include <stdint.h>
+#include <stddef.h>
+/* Opaque handles owned by the host; modules only ever hold pointers to them. */
+typedef struct fd_request fd_request;
+typedef struct fd_connection fd_connection;
+typedef struct fd_config fd_config;
+typedef struct fd_value fd_value;
+
+/* Written here rather than generated: cbindgen cannot see that the descriptor's
+ * Option<fd_request_hook> fields depend on these aliases and would emit them after the
+ * descriptor. tests/c_header.rs checks that they match what cbindgen generates. */
+
+// Return value of a hook: one of the FEATHERD_HANDLER_* values. Unknown values are treated as
+// FEATHERD_HANDLER_ERROR.
+typedef uint32_t fd_result_t;
+
+// A hook on a request. `module_data` is what `init` returned.
+typedef fd_result_t (*fd_request_hook)(void *module_data, fd_request *req);
+
+// A hook on a connection (accept, shut_wr, close).
+typedef fd_result_t (*fd_connection_hook)(void *module_data, fd_connection *con);
+
+// A server-life hook (trigger, sighup).
+typedef fd_result_t (*fd_server_hook)(void *module_data);
+
+// `waitpid`: a child process exited. Return FINISHED if the pid was the module's.
+typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t status);
+
+// Incompatible-change counter. A module with a different major is refused at start.
+#define FEATHERD_ABI_MAJOR 1
+
+// Additive-change counter: the number of append steps since the major was published.
+#define FEATHERD_ABI_MINOR 1
+
+// Log levels (as the `log` crate orders them).
+#define FEATHERD_LOG_ERROR 1
+
+#define FEATHERD_LOG_WARN 2
+
+#define FEATHERD_LOG_INFO 3
+
+#define FEATHERD_LOG_DEBUG 4
+
+#define FEATHERD_LOG_TRACE 5
+
+// Config value kinds, for [`ConfigKeyDecl::kind`] and `value_kind`.
+#define FEATHERD_VALUE_STRING 1
+
+#define FEATHERD_VALUE_INT 2
+
+// A boolean key: "enable"/"disable", "true"/"false", "1"/"0" or an integer 0/1.
+#define FEATHERD_VALUE_BOOL 3
+
+// An array: `( "a", "b" )` or `( "k" => v, ... )`.
+#define FEATHERD_VALUE_ARRAY 4
+
+// Any of the above; the module checks it.
+#define FEATHERD_VALUE_ANY 5
+
+// Key scope: may appear in conditional blocks (merged per request).
+#define FEATHERD_SCOPE_CONDITIONAL 0
+
+// Key scope: only in the global block (server-wide settings).
+#define FEATHERD_SCOPE_SERVER 1
+
+// fd interest / readiness bits.
+#define FEATHERD_FD_READABLE 1
+
+#define FEATHERD_FD_WRITABLE 2
+
+// Readiness only: hang-up or error on the fd.
+#define FEATHERD_FD_HUP 4
+
+#define FEATHERD_FD_ERROR 8
+
+#define FEATHERD_FILE_KIND_OTHER 0
+
+#define FEATHERD_FILE_KIND_REGULAR 1
+
+#define FEATHERD_FILE_KIND_DIRECTORY 2
+
+// A borrowed byte string: pointer and length. `ptr` may be null when `len` is 0.
+typedef struct fd_str {
+  const uint8_t *ptr;
+  size_t len;
+} fd_str;
+
+// One configuration key a module owns, e.g. `index-file.names`.
+typedef struct fd_config_key {
+  struct fd_str name;
+  // One of the `VALUE_*` constants; the host checks it and reports file:line on mismatch.
+  uint32_t kind;
+  // `SCOPE_CONDITIONAL` or `SCOPE_SERVER`.
+  uint32_t scope;
+} fd_config_key;
+
+// Called on the worker thread when a registered fd is ready (or a timer fires; then `fd` is
+// -1 and `events` is 0). `module_data` is what the module's `init` returned, `ctx` what it
+// passed at registration.
+typedef void (*fd_event_fn)(void *module_data, void *ctx, int32_t fd, uint32_t events);
+
+// What the host's stat found (see `request_file_info`).
+typedef struct fd_file_info {
+  uint64_t size;
+  // Modification time, seconds and nanoseconds since the epoch.
+  int64_t mtime;
+  int64_t mtime_nsec;
+  uint64_t inode;
+  uint64_t device;
+  // st_mode (file type and permission bits).
+  uint32_t mode;
+  // 1 for a regular file, 2 for a directory, 0 for anything else.
+  uint32_t kind;
+} fd_file_info;
+
+// The services the server offers to modules, passed to `init`. Append-only like the
+// descriptor: check `struct_size` before calling a field added after the module's ABI minor
+// (the Rust SDK does this for you).
+//
+// Conventions: functions returning `i32` return 0 on success and a negative value on error
+// (-1 bad argument / not allowed now, -2 not found); `Str` results are empty when absent
+// unless a `found` flag says otherwise.
+typedef struct fd_host_api {
+  uint32_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  // The server's version, e.g. "0.1.0".
+  struct fd_str server_version;
+  // Write a line to the error log, prefixed with the module's name.
+  void (*log)(uint32_t module_id, uint32_t level, struct fd_str msg);
+  // Highest level currently logged (so a module can skip formatting debug lines).
+  uint32_t (*log_max_level)(void);
+  // Number of config blocks; block 0 is the global one, the others are conditional.
+  uint32_t (*config_block_count)(const fd_config *cfg);
+  // Enclosing block of `block`, or -1 for block 0.
+  int32_t (*config_block_parent)(const fd_config *cfg, uint32_t block);
+  // Value of the module's key number `key` (index in its `config_keys`) in `block`, or null
+  // when that block does not set it.
+  const fd_value *(*config_value)(const fd_config *cfg,
+                                  uint32_t module_id,
+                                  uint32_t block,
+                                  uint32_t key);
+  // Report a config error for a key of the module in a block: the host prints it with the
+  // file:line of the setting and the key name, and refuses to start.
+  void (*config_error)(const fd_config *cfg,
+                       uint32_t module_id,
+                       uint32_t block,
+                       uint32_t key,
+                       struct fd_str msg);
+  // `VALUE_STRING`, `VALUE_INT` or `VALUE_ARRAY`.
+  uint32_t (*value_kind)(const fd_value *v);
+  struct fd_str (*value_str)(const fd_value *v);
+  // Integer value; strings holding a decimal integer convert. `ok` is set to 1 or 0.
+  int64_t (*value_int)(const fd_value *v, int32_t *ok);
+  // Boolean value ("enable", "disable", "true", "false", "1", "0", integers). Returns 1, 0,
+  // or -1 when the value is not a boolean.
+  int32_t (*value_bool)(const fd_value *v);
+  size_t (*value_array_len)(const fd_value *v);
+  // Element `i` of an array value, or null.
+  const fd_value *(*value_array_get)(const fd_value *v, size_t i);
+  // Key of element `i` (`"k" => v` entries), empty for plain elements; `found` set to 1/0.
+  struct fd_str (*value_array_key)(const fd_value *v, size_t i, int32_t *found);
+  // The matched config blocks that set at least one of the module's keys, in config order
+  // (block 0 is never listed). Writes up to `cap` block numbers, returns the total count.
+  size_t (*request_config_blocks)(fd_request *req, uint32_t module_id, uint32_t *out, size_t cap);
+  // Capture `n` (`%n`) of the nearest regex condition at or above `block` for this request.
+  struct fd_str (*request_capture)(fd_request *req, uint32_t block, uint32_t n, int32_t *found);
+  struct fd_str (*request_method)(fd_request *req);
+  // The request target as received (raw, not decoded).
+  struct fd_str (*request_target)(fd_request *req);
+  // Decoded, normalised path (uri_clean onwards; the raw path in uri_raw).
+  struct fd_str (*request_path)(fd_request *req);
+  // Query string without '?' ; `found` says whether a '?' was present.
+  struct fd_str (*request_query)(fd_request *req, int32_t *found);
+  // Host (from the Host header or absolute target), lower-cased, without port.
+  struct fd_str (*request_host)(fd_request *req);
+  // "http" or "https".
+  struct fd_str (*request_scheme)(fd_request *req);
+  // "HTTP/1.0" or "HTTP/1.1".
+  struct fd_str (*request_protocol)(fd_request *req);
+  // Rewrite the target (path?query, raw form). After returning COMEBACK the request
+  // restarts with the new target. Returns -1 if the target is not acceptable.
+  int32_t (*request_set_target)(fd_request *req, struct fd_str target);
+  // First value of header `name`; `found` set to 1/0.
+  struct fd_str (*request_header_get)(fd_request *req, struct fd_str name, int32_t *found);
+  // Replace all values of `name` by `value`.
+  int32_t (*request_header_set)(fd_request *req, struct fd_str name, struct fd_str value);
+  int32_t (*request_header_append)(fd_request *req, struct fd_str name, struct fd_str value);
+  int32_t (*request_header_remove)(fd_request *req, struct fd_str name);
+  // Header number `i` (in received order); returns 0 past the end.
+  int32_t (*request_header_at)(fd_request *req, size_t i, struct fd_str *name, struct fd_str *value);
+  // Content-Length of the request body, or -1 if none/unknown.
+  int64_t (*request_content_length)(fd_request *req);
+  // Read up to `cap` bytes of the request body. Returns the count, 0 at the end of the
+  // body, -11 (EAGAIN) when more is expected but not here yet (the handler is woken when
+  // it arrives).
+  ptrdiff_t (*request_body_read)(fd_request *req, uint8_t *buf, size_t cap);
+  struct fd_str (*request_docroot)(fd_request *req);
+  int32_t (*request_set_docroot)(fd_request *req, struct fd_str docroot);
+  struct fd_str (*request_physical_path)(fd_request *req);
+  int32_t (*request_set_physical_path)(fd_request *req, struct fd_str path);
+  // PATH_INFO split off after the physical path (subrequest_start onwards).
+  struct fd_str (*request_path_info)(fd_request *req);
+  // Remote address as text ("127.0.0.1", "::1", or "unix:")
+  struct fd_str (*request_remote_addr)(fd_request *req);
+  uint32_t (*request_remote_port)(fd_request *req);
+  // Local address and port the request came in on, as "addr:port".
+  struct fd_str (*request_local_addr)(fd_request *req);
+  struct fd_str (*request_env_get)(fd_request *req, struct fd_str name, int32_t *found);
+  int32_t (*request_env_set)(fd_request *req, struct fd_str name, struct fd_str value);
+  int32_t (*request_env_at)(fd_request *req, size_t i, struct fd_str *name, struct fd_str *value);
+  // Claim the request: the module's `subrequest` hook becomes its handler. Returns -1 if
+  // another module already claimed it.
+  int32_t (*request_claim)(fd_request *req, uint32_t module_id);
+  void (*response_set_status)(fd_request *req, uint32_t status);
+  uint32_t (*response_status)(fd_request *req);
+  struct fd_str (*response_header_get)(fd_request *req, struct fd_str name, int32_t *found);
+  int32_t (*response_header_set)(fd_request *req, struct fd_str name, struct fd_str value);
+  int32_t (*response_header_append)(fd_request *req, struct fd_str name, struct fd_str value);
+  int32_t (*response_header_remove)(fd_request *req, struct fd_str name);
+  int32_t (*response_header_at)(fd_request *req, size_t i, struct fd_str *name, struct fd_str *value);
+  // Queue a copy of `data` as body.
+  int32_t (*response_append_mem)(fd_request *req, struct fd_str data);
+  // Queue `len` bytes of the open file `fd` from `offset` (sent with sendfile). The host
+  // takes ownership of `fd` (closes it when sent, or on error) in every case.
+  int32_t (*response_append_file)(fd_request *req, int32_t fd, uint64_t offset, uint64_t len);
+  // Declare the body length (Content-Length). Without it, a finished body's length is the
+  // queued size; a streamed body of unknown length goes out chunked (HTTP/1.1).
+  void (*response_set_content_length)(fd_request *req, int64_t len);
+  // Mark the body complete (streamed responses; a handler that returns FINISHED marks it).
+  void (*response_body_finish)(fd_request *req);
+  // Bytes queued and not yet written to the client.
+  uint64_t (*response_pending)(fd_request *req);
+  // Above this many pending bytes a streaming module should stop producing; the request is
+  // woken when the queue drains below half of it.
+  uint64_t (*response_high_water)(fd_request *req);
+  // Per-request slot of the module (null until set). The module frees what it stored in
+  // its `request_reset` hook.
+  void *(*request_slot_get)(fd_request *req, uint32_t module_id);
+  void (*request_slot_set)(fd_request *req, uint32_t module_id, void *data);
+  void *(*connection_slot_get)(fd_connection *con, uint32_t module_id);
+  void (*connection_slot_set)(fd_connection *con, uint32_t module_id, void *data);
+  struct fd_str (*connection_remote_addr)(fd_connection *con);
+  // An id for the request that stays unique on its worker; safe to keep after the request
+  // is gone (waking a gone request does nothing).
+  uint64_t (*request_id)(fd_request *req);
+  // Resume a request suspended with WAIT_FOR_EVENT (worker thread only). Returns -2 if the
+  // request no longer exists.
+  int32_t (*request_wake)(uint64_t request_id);
+  // Register `fd` with the current worker's poller for `interest` (FD_READABLE |
+  // FD_WRITABLE); `cb(module_data, ctx, fd, events)` runs on readiness (edge-triggered: read
+  // or write until EAGAIN). Returns a handle (> 0) or a negative error. The fd stays the
+  // module's: unregister before closing it.
+  int64_t (*fd_register)(uint32_t module_id,
+                         int32_t fd,
+                         uint32_t interest,
+                         fd_event_fn cb,
+                         void *ctx);
+  int32_t (*fd_modify)(int64_t handle, uint32_t interest);
+  int32_t (*fd_unregister)(int64_t handle);
+  // Call `cb(module_data, ctx, -1, 0)` once after `ms` milliseconds on the current worker.
+  // Returns a handle (> 0) for `timer_cancel`.
+  int64_t (*timer_add)(uint32_t module_id, uint64_t ms, fd_event_fn cb, void *ctx);
+  int32_t (*timer_cancel)(int64_t handle);
+  // Index of the current worker thread, or -1 on the main thread.
+  int32_t (*worker_index)(void);
+  // Current time in seconds since the epoch as the server caches it.
+  int64_t (*now)(void);
+  // Result of the host's stat of the physical path (subrequest_start onwards; after a
+  // module changed the physical path, the host stats again). Returns -2 if the path does
+  // not exist, -1 before the physical path is known.
+  int32_t (*request_file_info)(fd_request *req, struct fd_file_info *out);
+  // Content type for a file name from `mimetype.assign` (longest matching suffix), or
+  // `mimetype.default`.
+  struct fd_str (*mimetype_for)(fd_request *req, struct fd_str path);
+  // Response bytes written to the client so far (headers included).
+  uint64_t (*request_bytes_out)(fd_request *req);
+  // Request bytes read from the client (head and body).
+  uint64_t (*request_bytes_in)(fd_request *req);
+  // When the request's first byte arrived, microseconds since the epoch.
+  uint64_t (*request_start_us)(fd_request *req);
+  // The description a module declared (empty for 1.0 modules); for listings.
+  struct fd_str (*module_description)(uint32_t module_id);
+} fd_host_api;
+
+// What a module's `featherd_module_v1` returns. Static, never freed.
+typedef struct fd_module_descriptor {
+  // Must be [`ABI_MAJOR`] of the mod-api the module was built with.
+  uint32_t abi_major;
+  // `size_of::<ModuleDescriptor>()` as the module was built.
+  uint32_t struct_size;
+  // The module's name, e.g. "mod_staticfile"; must match the file name `NAME.so`.
+  struct fd_str name;
+  // The module's own version, e.g. "1.0.0".
+  struct fd_str version;
+  // The configuration keys the module owns; the host rejects keys no module owns.
+  const struct fd_config_key *config_keys;
+  size_t config_keys_len;
+  // Called once after loading; returns the module's data pointer (may be null) passed to
+  // every later call. `module_id` identifies the module in host calls that need it.
+  void *(*init)(const struct fd_host_api *host, uint32_t module_id);
+  // The configuration is parsed: read and validate the keys (see the `config_*` services).
+  // Return 0 for success; non-zero refuses to start (report the error with `config_error`).
+  int32_t (*set_defaults)(void *module_data, const fd_config *cfg);
+  // Called on each worker thread as it starts, with the worker index. Return 0 for success.
+  int32_t (*worker_init)(void *module_data, uint32_t worker);
+  // Called once at shutdown (and before a graceful restart reloads the module).
+  void (*cleanup)(void *module_data);
+  fd_request_hook uri_raw;
+  fd_request_hook uri_clean;
+  fd_request_hook docroot;
+  fd_request_hook physical;
+  fd_request_hook subrequest_start;
+  // Called only for the module that claimed the request (`request_claim`).
+  fd_request_hook subrequest;
+  fd_request_hook response_start;
+  fd_request_hook request_done;
+  // Release per-request state (reverse module order). The result is ignored.
+  fd_request_hook request_reset;
+  fd_connection_hook connection_accept;
+  fd_connection_hook connection_shut_wr;
+  // Release per-connection state (reverse module order). The result is ignored.
+  fd_connection_hook connection_close;
+  // About once a second.
+  fd_server_hook trigger;
+  // SIGHUP: reopen log files.
+  fd_server_hook sighup;
+  fd_waitpid_hook waitpid;
+  // A one-line description, shown by `featherd -V` and `-p`.
+  struct fd_str description;
+} fd_module_descriptor;
+
+// The signature of the exported symbol.
+typedef const struct fd_module_descriptor *(*fd_module_entry)(void);
+
+// Not mine / nothing to do: call the next module in the chain.
+#define FEATHERD_HANDLER_GO_ON 0
+
+// The response is decided (status set, body queued or none): stop the chain.
+#define FEATHERD_HANDLER_FINISHED 1
+
+// The target was rewritten: restart the request from uri_raw with conditions re-evaluated.
+#define FEATHERD_HANDLER_COMEBACK 2
+
+// Suspended: the request sleeps until an fd event or [`HostApi::request_wake`] for it, then
+// the same hook (for `subrequest`: the handler's) is called again.
+#define FEATHERD_HANDLER_WAIT_FOR_EVENT 3
+
+// Internal error: the request gets a 500 (if nothing was sent yet) and the connection closes.
+#define FEATHERD_HANDLER_ERROR 4
+
+/* The name of the one symbol a module exports. */
+#define FEATHERD_MODULE_SYMBOL "featherd_module_v1"
+
+/* Size of fd_module_descriptor as ABI 1.0 published it (up to and including `waitpid`). */
+#define FEATHERD_MODULE_DESCRIPTOR_SIZE_V1_0 ((uint32_t)offsetof(fd_module_descriptor, description))
+/* Size of fd_host_api as ABI 1.0 published it. */
+#define FEATHERD_HOST_API_SIZE_V1_0 ((uint32_t)offsetof(fd_host_api, module_description))
+
+/* True when the host table `host` has the field `field` (a field added after ABI 1.0 must be
+ * checked before it is called). */
+#define FEATHERD_HOST_HAS(host, field) \
+    ((size_t)(host)->struct_size >= offsetof(fd_host_api, field) + sizeof((host)->field))
+
+/* The module's entry point; define it in exactly one translation unit of the module. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+const fd_module_descriptor *featherd_module_v1(void);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FEATHERD_MODULE_H */

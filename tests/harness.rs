@@ -273,8 +273,7 @@ pub fn parse_responses(mut data: &[u8], head_request: bool) -> Vec<Response> {
             rest = &rest[n..];
         } else if hv("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             let mut b = Vec::new();
-            loop {
-                let Some(le) = find(rest, b"\r\n") else { break };
+            while let Some(le) = find(rest, b"\r\n") {
                 let size =
                     usize::from_str_radix(String::from_utf8_lossy(&rest[..le]).trim(), 16).unwrap_or(0);
                 rest = &rest[le + 2..];

@@ -212,7 +212,7 @@ mod tests {
                 total += n;
             }
         }
-        assert_eq!(total, 24);
+        assert_eq!(total, 22);
         drop(a);
         let mut s = String::new();
         std::io::Read::read_to_string(&mut &b, &mut s).unwrap();

@@ -280,7 +280,7 @@ impl CoreConf {
                     _ => Vec::new(),
                 };
                 // Longest suffix first, so ".tar.gz" wins over ".gz".
-                m.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                m.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
                 self.mimetypes = Arc::new(m);
             }
             "mimetype.default" => {
@@ -361,7 +361,7 @@ fn default_mimetypes() -> Vec<(String, String)> {
         (".md", "text/markdown"),
     ];
     let mut v: Vec<(String, String)> = t.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-    v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    v.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
     v
 }
 

@@ -294,6 +294,8 @@ pub struct Worker {
     conns: Slab<Conn>,
     loaded: Arc<Loaded>,
     control: Arc<Control>,
+    // Boxed: a request keeps its address while modules hold its pointer.
+    #[allow(clippy::vec_box)]
     pool: Vec<Box<Request>>,
     scratch: Vec<u8>,
     accept_paused: bool,
@@ -679,6 +681,11 @@ impl Worker {
                         };
                         let c = &mut self.conns[idx];
                         match parse_head(&c.rbuf, &mut req.head) {
+                            Parsed::Complete(n) if n > self.loaded.server.max_request_field_size => {
+                                c.rbuf.clear();
+                                self.fail(idx, req, 431);
+                                continue;
+                            }
                             Parsed::Complete(n) => {
                                 c.rbuf.drain(..n);
                                 req.bytes_in = n as u64;

@@ -284,27 +284,7 @@ impl Module for Skeleton {
     }
 }
 
-// `featherd_mod_api::export_module!(Skeleton);` is how a module exports itself. It does not
-// compile with the SDK as it stands (it caches the descriptor in a `OnceLock`, which needs the
-// descriptor to be `Send`, and `abi::ModuleDescriptor` is only `Sync`), so until the SDK is
-// fixed the entry point is written out with a cache that needs neither.
-/// The module's entry point, called by the featherd server after loading.
-#[no_mangle]
-pub extern "C" fn featherd_module_v1() -> *const featherd_mod_api::__private::ModuleDescriptor {
-    use std::sync::atomic::{AtomicPtr, Ordering};
-    static DESC: AtomicPtr<featherd_mod_api::__private::ModuleDescriptor> =
-        AtomicPtr::new(std::ptr::null_mut());
-    let cached = DESC.load(Ordering::Acquire);
-    if !cached.is_null() {
-        return cached;
-    }
-    // The server calls this once per load; a racing second caller leaks one small table.
-    let fresh: *mut _ = Box::leak(Box::new(featherd_mod_api::__private::descriptor::<Skeleton>()));
-    match DESC.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => fresh,
-        Err(existing) => existing,
-    }
-}
+featherd_mod_api::export_module!(Skeleton);
 
 #[cfg(test)]
 mod tests {

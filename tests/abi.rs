@@ -149,3 +149,39 @@ fn f_wait_for_event_resumes_on_fd_readiness() {
     let n = std::io::BufReader::new(&peer).read_line(&mut line).unwrap_or(1);
     assert_eq!(n, 0, "module kept the backend socket open");
 }
+
+#[test]
+fn e_module_written_in_c_loads_and_answers() {
+    let root = workspace_root();
+    let mods = TempDir::new("cmod");
+    let so = mods.path().join("mod_chello.so");
+    let out = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg("-I")
+        .arg(root.join("mod-api/include"))
+        .arg(root.join("tests/fixtures/c/mod_chello.c"))
+        .output()
+        .expect("run cc (install gcc)");
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let conf = format!(
+        "{BASE}\nserver.compat-module-load = \"disable\"\nserver.modules = ( \"mod_chello\" )\nchello.greeting = \"bonjour\"\n"
+    );
+    let s = Server::start_in(TempDir::new("c"), &conf, Some(mods.path()));
+    let r = request(s.port, "GET /c-hello HTTP/1.1\r\nHost: c.example\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.text(), "bonjour from C (path=/c-hello, host=c.example)\n");
+    s.wait_log("(mod_chello) C module initialised");
+    // The C module's own validation reports through the host with file:line and key.
+    let bad = format!(
+        "{BASE}\nserver.compat-module-load = \"disable\"\nserver.modules = ( \"mod_chello\" )\nchello.greeting = \"\"\n"
+    );
+    let f = Server::start_fail(&bad, Some(mods.path()));
+    assert!(
+        f.stderr.contains("featherd.conf:10:1:")
+            && f.stderr.contains("chello.greeting: must be 1..127 bytes"),
+        "{}",
+        f.stderr
+    );
+}

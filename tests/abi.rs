@@ -185,3 +185,44 @@ fn e_module_written_in_c_loads_and_answers() {
         f.stderr
     );
 }
+
+#[test]
+fn streamed_body_is_paced_by_the_client() {
+    let mods = module_dir_with(&[
+        (module_file("mod_waiter"), "mod_waiter"),
+        (module_file("mod_panic"), "mod_panic"),
+    ]);
+    let conf = format!(
+        "{BASE}\nserver.max-worker := 1\nserver.compat-module-load = \"disable\"\nserver.modules = ( \"mod_waiter\", \"mod_panic\" )\n"
+    );
+    let s = Server::start_in(TempDir::new("stream"), &conf, Some(mods.path()));
+    // 320 blocks of 64 KiB = 20 MiB, chunked; a slow reader first.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"GET /stream?320 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    let mut first = [0u8; 1024];
+    std::io::Read::read_exact(&mut c, &mut first).unwrap();
+    // While that client does not read, the worker serves others.
+    for _ in 0..3 {
+        assert_eq!(s.get("/ok").status, 200);
+    }
+    let mut rest = Vec::new();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Read::read_to_end(&mut c, &mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let r = parse_responses(&all, false).remove(0);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body.len(), 320 * 64 * 1024);
+    for (i, block) in r.body.chunks(64 * 1024).enumerate() {
+        let want = b'a' + (i % 26) as u8;
+        assert!(block.iter().all(|&b| b == want), "block {i} corrupted");
+    }
+    let log = s.wait_log("stream done, max pending");
+    let max: u64 = log
+        .lines()
+        .find_map(|l| l.split("max pending ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("max pending in log");
+    // The module never had more than the high-water mark (256 KiB) plus one block queued.
+    assert!(max < 256 * 1024 + 64 * 1024, "queue grew to {max} bytes: no backpressure");
+}

@@ -88,6 +88,8 @@ pub struct Request {
 
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Length of the response head (status line and headers).
+    pub head_len: u64,
     pub start_us: u64,
     /// Scratch for values the host returns as strings it computes (valid until next call).
     pub scratch: Vec<u8>,
@@ -128,6 +130,7 @@ impl Request {
             out_pending: 0,
             bytes_in: 0,
             bytes_out: 0,
+            head_len: 0,
             start_us: 0,
             scratch: Vec::new(),
         }
@@ -162,6 +165,7 @@ impl Request {
         self.out_pending = 0;
         self.bytes_in = 0;
         self.bytes_out = 0;
+        self.head_len = 0;
         self.head.headers.shrink();
         self.resp_headers.shrink();
         if self.body_in.capacity() > 64 * 1024 {

@@ -118,6 +118,8 @@ struct Conn {
     peer_closed: bool,
     /// The kernel may have bytes for us that we have not read (edge-triggered poller).
     maybe_readable: bool,
+    /// The response queue went over the high-water mark: wake the handler when it drains.
+    drain_armed: bool,
 }
 
 // ---- thread-local services for modules
@@ -567,6 +569,7 @@ impl Worker {
             suspended: false,
             peer_closed: false,
             maybe_readable: true,
+            drain_armed: false,
         });
         if !ok {
             self.close(idx);
@@ -776,9 +779,16 @@ impl Worker {
                         Step::Wait => {
                             let c = &mut self.conns[idx];
                             c.suspended = true;
-                            let can_start = req.phase == crate::request::Phase::Subrequest
-                                && req.status != 0
-                                && (!req.body.is_empty() || req.body_finished);
+                            // It paused at the high-water mark: wake it when the queue drains.
+                            if req.body.len() + c.out.len() >= req.high_water {
+                                c.drain_armed = true;
+                            }
+                            // A handler that set a status and queued body (or finished it)
+                            // streams: the head goes out now, the rest as it comes.
+                            let can_start = req.head_sent
+                                || (req.phase == crate::request::Phase::Subrequest
+                                    && req.status != 0
+                                    && (!req.body.is_empty() || req.body_finished));
                             c.req = Some(req);
                             if can_start {
                                 self.begin_response(idx);
@@ -799,11 +809,11 @@ impl Worker {
                                 self.close(idx);
                                 return;
                             }
-                            log::debug!("request failed in a module: 500");
                             req.status = 500;
                             req.body.clear();
                             req.body_finished = true;
                             req.content_length = None;
+                            req.resp_headers.clear();
                             self.conns[idx].keep_alive = false;
                             self.conns[idx].req = Some(req);
                             self.begin_response(idx);
@@ -813,43 +823,48 @@ impl Worker {
                         }
                     }
                 }
-                State::Write => match self.flush(idx) {
-                    Err(_) => {
-                        self.close(idx);
-                        return;
-                    }
-                    Ok(false) => return,
-                    Ok(true) => {
-                        // Socket drained what we had. Is the response complete?
-                        let c = &mut self.conns[idx];
-                        let Some(req) = c.req.as_mut() else {
+                State::Write => {
+                    let all_written = match self.flush(idx) {
+                        Err(_) => {
                             self.close(idx);
                             return;
-                        };
-                        if req.body_finished && req.body.is_empty() {
-                            self.complete(idx);
-                            continue;
                         }
-                        // Streaming: more body may be waiting in the request queue.
-                        if !req.body.is_empty() {
-                            let chunked = c.chunked;
-                            let head_only = req.head.method == b"HEAD";
-                            if head_only {
-                                req.body.clear();
-                            } else {
-                                c.out.take_from(&mut req.body, chunked);
-                            }
-                            continue;
-                        }
-                        // Nothing queued: the handler produces more when woken.
-                        if c.suspended {
-                            c.suspended = false;
-                            c.state = State::Handle;
-                            continue;
-                        }
+                        Ok(w) => w,
+                    };
+                    let c = &mut self.conns[idx];
+                    let Some(req) = c.req.as_mut() else {
+                        self.close(idx);
                         return;
+                    };
+                    // Body the handler queued since the head went out.
+                    if !req.body.is_empty() {
+                        if req.head.method == b"HEAD" {
+                            req.body.clear();
+                        } else {
+                            let chunked = c.chunked;
+                            c.out.take_from(&mut req.body, chunked);
+                        }
+                        if all_written {
+                            continue;
+                        }
                     }
-                },
+                    if all_written && req.body_finished {
+                        self.complete(idx);
+                        continue;
+                    }
+                    // Backpressure: above the high-water mark the handler is expected to
+                    // pause; once the queue drains below half of it, wake it once.
+                    let pending = c.out.len();
+                    let hw = req.high_water;
+                    if pending >= hw {
+                        c.drain_armed = true;
+                    } else if c.drain_armed && pending < hw / 2 && c.suspended {
+                        c.drain_armed = false;
+                        c.state = State::Handle;
+                        continue;
+                    }
+                    return;
+                }
                 State::Linger => {
                     let c = &mut self.conns[idx];
                     loop {
@@ -1003,6 +1018,7 @@ impl Worker {
         }
         h.extend_from_slice(b"\r\n");
         c.keep_alive = keep;
+        req.head_len = h.len() as u64;
         c.out.push_vec(h);
         if head_only || no_body {
             req.body.clear();
@@ -1057,9 +1073,15 @@ impl Worker {
         self.release(req);
         let c = &mut self.conns[idx];
         c.suspended = false;
+        c.drain_armed = false;
         if keep {
             c.state = State::ReadHead;
         } else {
+            for (i, hook) in &self.loaded.chains.connection_shut_wr {
+                let data = self.loaded.modules[*i].data.0;
+                // SAFETY: module hook with its data and a live ConnInfo.
+                unsafe { hook(data, &mut *c.info as *mut ConnInfo as *mut fd_connection) };
+            }
             c.stream.shutdown_write();
             c.state = State::Linger;
             c.last_active = now_secs();
@@ -1102,11 +1124,7 @@ impl Worker {
                 if c.gen != gen || c.req.is_none() {
                     continue;
                 }
-                if c.suspended && c.state != State::Write {
-                    c.state = State::Handle;
-                    self.drive(idx);
-                } else if c.suspended && c.state == State::Write {
-                    // Streaming: let the handler produce more.
+                if c.suspended {
                     c.state = State::Handle;
                     self.drive(idx);
                 }

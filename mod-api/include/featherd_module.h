@@ -199,7 +199,7 @@ typedef struct fd_host_api {
   struct fd_str (*request_method)(fd_request *req);
   // The request target as received (raw, not decoded).
   struct fd_str (*request_target)(fd_request *req);
-  // Decoded, normalised path (uri_clean onwards; the raw path in uri_raw).
+  // The decoded, normalised path (already so in uri_raw; the raw form is `request_target`).
   struct fd_str (*request_path)(fd_request *req);
   // Query string without '?' ; `found` says whether a '?' was present.
   struct fd_str (*request_query)(fd_request *req, int32_t *found);
@@ -312,6 +312,15 @@ typedef struct fd_host_api {
   uint64_t (*request_start_us)(fd_request *req);
   // The description a module declared (empty for 1.0 modules); for listings.
   struct fd_str (*module_description)(uint32_t module_id);
+  // The module that claimed the request (`request_claim`), or -1 when none did. A module
+  // that would serve a request steps aside when another module owns it.
+  int32_t (*request_handler)(fd_request *req);
+  // Replace the decoded path in place, without restarting the request (mod_indexfile
+  // appends the index file's name so later modules see it). Returns -1 for a path that
+  // does not start with '/' or contains NUL.
+  int32_t (*request_set_path)(fd_request *req, struct fd_str path);
+  // Response body bytes written to the client so far (headers excluded).
+  uint64_t (*response_body_bytes_out)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.
@@ -335,7 +344,7 @@ typedef struct fd_module_descriptor {
   int32_t (*set_defaults)(void *module_data, const fd_config *cfg);
   // Called on each worker thread as it starts, with the worker index. Return 0 for success.
   int32_t (*worker_init)(void *module_data, uint32_t worker);
-  // Called once at shutdown (and before a graceful restart reloads the module).
+  // Called once at shutdown.
   void (*cleanup)(void *module_data);
   fd_request_hook uri_raw;
   fd_request_hook uri_clean;
@@ -357,7 +366,7 @@ typedef struct fd_module_descriptor {
   // SIGHUP: reopen log files.
   fd_server_hook sighup;
   fd_waitpid_hook waitpid;
-  // A one-line description, shown by `featherd -V` and `-p`.
+  // A one-line description of the module (see `module_description`).
   struct fd_str description;
 } fd_module_descriptor;
 

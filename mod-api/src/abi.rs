@@ -9,7 +9,7 @@
 //!   **append-only**: a field, once published, never moves or changes type. A reader uses
 //!   `min(struct_size, its own size)` bytes and treats every field past that as absent (a hook
 //!   that is absent is simply not in its chain; a host service that is absent is not called).
-//!   So a newer server runs an older module and an older module runs in a newer server.
+//!   So a newer server runs an older module and an older server runs a newer module.
 //! * A breaking change bumps [`ABI_MAJOR`] *and* the symbol name (`featherd_module_v2`); the
 //!   server refuses a module whose `abi_major` differs from its own, naming both.
 //! * Strings cross as [`Str`] views (pointer + length, not NUL-terminated, usually UTF-8 but
@@ -220,7 +220,7 @@ pub struct ModuleDescriptor {
     pub set_defaults: Option<unsafe extern "C" fn(module_data: *mut c_void, cfg: *const fd_config) -> i32>,
     /// Called on each worker thread as it starts, with the worker index. Return 0 for success.
     pub worker_init: Option<unsafe extern "C" fn(module_data: *mut c_void, worker: u32) -> i32>,
-    /// Called once at shutdown (and before a graceful restart reloads the module).
+    /// Called once at shutdown.
     pub cleanup: Option<unsafe extern "C" fn(module_data: *mut c_void)>,
 
     // request hooks, in the order the host calls them
@@ -250,7 +250,7 @@ pub struct ModuleDescriptor {
     pub waitpid: Option<fd_waitpid_hook>,
 
     // ---- ABI 1.1 ----
-    /// A one-line description, shown by `featherd -V` and `-p`.
+    /// A one-line description of the module (see `module_description`).
     pub description: Str,
 }
 
@@ -328,7 +328,7 @@ pub struct HostApi {
     pub request_method: unsafe extern "C" fn(req: *mut fd_request) -> Str,
     /// The request target as received (raw, not decoded).
     pub request_target: unsafe extern "C" fn(req: *mut fd_request) -> Str,
-    /// Decoded, normalised path (uri_clean onwards; the raw path in uri_raw).
+    /// The decoded, normalised path (already so in uri_raw; the raw form is `request_target`).
     pub request_path: unsafe extern "C" fn(req: *mut fd_request) -> Str,
     /// Query string without '?' ; `found` says whether a '?' was present.
     pub request_query: unsafe extern "C" fn(req: *mut fd_request, found: *mut i32) -> Str,
@@ -469,6 +469,15 @@ pub struct HostApi {
     // ---- ABI 1.1 ----
     /// The description a module declared (empty for 1.0 modules); for listings.
     pub module_description: unsafe extern "C" fn(module_id: u32) -> Str,
+    /// The module that claimed the request (`request_claim`), or -1 when none did. A module
+    /// that would serve a request steps aside when another module owns it.
+    pub request_handler: unsafe extern "C" fn(req: *mut fd_request) -> i32,
+    /// Replace the decoded path in place, without restarting the request (mod_indexfile
+    /// appends the index file's name so later modules see it). Returns -1 for a path that
+    /// does not start with '/' or contains NUL.
+    pub request_set_path: unsafe extern "C" fn(req: *mut fd_request, path: Str) -> i32,
+    /// Response body bytes written to the client so far (headers excluded).
+    pub response_body_bytes_out: unsafe extern "C" fn(req: *mut fd_request) -> u64,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

@@ -38,6 +38,8 @@
 //!     type RequestState = ();
 //!     type ConnectionState = ();
 //!
+//!     fn init() -> Self { Hello }
+//!
 //!     fn uri_clean(&self, req: &mut Request<Self>) -> Handler {
 //!         if req.path() != b"/hello" { return Handler::GoOn; }
 //!         let text = req.config().greeting.clone().unwrap_or_else(|| "hello".into());
@@ -757,6 +759,33 @@ impl<'a, M: Module> Request<'a, M> {
     }
     pub fn env_vars(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         pairs(move |i, n, v| unsafe { (host().request_env_at)(self.raw, i, n, v) })
+    }
+
+    /// Whether another module has claimed this request (then it is not ours to serve).
+    /// Always false on a server older than ABI 1.1.
+    pub fn claimed_by_other(&self) -> bool {
+        let end = core::mem::offset_of!(HostApi, request_handler) + core::mem::size_of::<usize>();
+        if !host_has(end) {
+            return false;
+        }
+        // SAFETY: the field exists (checked above); live request.
+        let h = unsafe { (host().request_handler)(self.raw) };
+        h >= 0 && h as u32 != module_id()
+    }
+
+    /// Replace the decoded path without restarting the request. Returns false on a server
+    /// older than ABI 1.1 or for a path not starting with '/'.
+    pub fn set_path(&mut self, path: &[u8]) -> bool {
+        let end = core::mem::offset_of!(HostApi, request_set_path) + core::mem::size_of::<usize>();
+        // SAFETY: the field exists (checked first); live request; borrowed input.
+        host_has(end) && unsafe { (host().request_set_path)(self.raw, s(path)) } == 0
+    }
+
+    /// Response body bytes written so far (None on a server older than ABI 1.1).
+    pub fn body_bytes_out(&self) -> Option<u64> {
+        let end = core::mem::offset_of!(HostApi, response_body_bytes_out) + core::mem::size_of::<usize>();
+        // SAFETY: the field exists (checked first); live request.
+        host_has(end).then(|| unsafe { (host().response_body_bytes_out)(self.raw) })
     }
 
     /// Make this module the request's handler: its `subrequest` hook produces the response.

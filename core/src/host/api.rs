@@ -94,6 +94,9 @@ pub static HOST_API: HostApi = HostApi {
     request_bytes_in,
     request_start_us,
     module_description,
+    request_handler,
+    request_set_path,
+    response_body_bytes_out,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -709,4 +712,26 @@ unsafe extern "C" fn module_description(module_id: u32) -> Str {
         Ok(reg) => reg.get(module_id as usize).map_or(Str::EMPTY, |m| sv(m.description.as_bytes())),
         Err(_) => Str::EMPTY,
     }
+}
+
+unsafe extern "C" fn request_handler(r: *mut fd_request) -> i32 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.and_then(|r| r.handler).map_or(-1, |m| m as i32)
+}
+
+unsafe extern "C" fn request_set_path(r: *mut fd_request, path: Str) -> i32 {
+    // SAFETY: ABI rule on r and path.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    let p = unsafe { bytes(path) };
+    if p.first() != Some(&b'/') || p.contains(&0) {
+        return -1;
+    }
+    r.path.clear();
+    r.path.extend_from_slice(p);
+    0
+}
+
+unsafe extern "C" fn response_body_bytes_out(r: *mut fd_request) -> u64 {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(0, |r| r.bytes_out.saturating_sub(r.head_len))
 }

@@ -211,6 +211,10 @@ impl LogValues for ReqValues<'_, '_> {
         self.req.status()
     }
     fn body_bytes(&self) -> Option<u64> {
+        // The server counts body bytes itself since ABI 1.1; estimate on older servers.
+        if let Some(n) = self.req.body_bytes_out() {
+            return Some(n);
+        }
         let cl = self
             .req
             .response_header("Content-Length")

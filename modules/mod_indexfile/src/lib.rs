@@ -87,7 +87,7 @@ impl Module for IndexFile {
     }
 
     fn subrequest_start(&self, req: &mut Request<Self>) -> Handler {
-        if req.status() != 0 || !req.path().ends_with(b"/") {
+        if req.status() != 0 || !req.path().ends_with(b"/") || req.claimed_by_other() {
             return Handler::GoOn;
         }
         if !req.file_info().is_some_and(|fi| fi.kind == FILE_KIND_DIRECTORY) {
@@ -100,10 +100,14 @@ impl Module for IndexFile {
         let found = find_index(&conf.names, req.physical_path(), req.docroot(), is_regular_file);
         if let Some(p) = found {
             log::debug!("index file {}", String::from_utf8_lossy(&p));
-            // lighttpd also appends the name to the URL path here so that later modules see
-            // ".../index.php"; the SDK can only change the path through a full restart
-            // (set_target + Comeback), which would re-run every hook, so only the physical
-            // path changes.
+            // As lighttpd, the URL path follows, so that later modules (a FastCGI handler for
+            // index.php, the access log's %U) see ".../index.php". When the physical path is
+            // not docroot + path (an alias), only the physical path changes.
+            let docroot = req.docroot().to_vec();
+            if let Some(url) = p.strip_prefix(docroot.as_slice()).filter(|u| u.starts_with(b"/")) {
+                let url = url.to_vec();
+                req.set_path(&url);
+            }
             req.set_physical_path(&p);
         }
         Handler::GoOn

@@ -93,8 +93,8 @@ impl Module for StaticFile {
     }
 
     fn subrequest_start(&self, req: &mut Request<Self>) -> Handler {
-        // Someone before us already decided the response.
-        if req.status() != 0 {
+        // Someone before us already decided the response, or owns the request.
+        if req.status() != 0 || req.claimed_by_other() {
             return Handler::GoOn;
         }
         let Some(method) = Method::parse(req.method()) else {

@@ -226,3 +226,25 @@ fn streamed_body_is_paced_by_the_client() {
     // The module never had more than the high-water mark (256 KiB) plus one block queued.
     assert!(max < 256 * 1024 + 64 * 1024, "queue grew to {max} bytes: no backpressure");
 }
+
+#[test]
+fn timers_resume_suspended_requests() {
+    let mods = module_dir_with(&[
+        (module_file("mod_waiter"), "mod_waiter"),
+        (module_file("mod_panic"), "mod_panic"),
+    ]);
+    let conf = format!(
+        "{BASE}\nserver.max-worker := 1\nserver.compat-module-load = \"disable\"\nserver.modules = ( \"mod_waiter\", \"mod_panic\" )\n"
+    );
+    let s = Server::start_in(TempDir::new("timer"), &conf, Some(mods.path()));
+    let port = s.port;
+    let t0 = std::time::Instant::now();
+    let sleeper = std::thread::spawn(move || get(port, "/sleep?400"));
+    // The worker is not blocked by the sleeping request.
+    let r = s.get("/ok");
+    assert_eq!(r.status, 200);
+    assert!(t0.elapsed() < Duration::from_millis(400), "a timer must not block the worker");
+    let r = sleeper.join().unwrap();
+    assert_eq!(r.text(), "slept\n");
+    assert!(t0.elapsed() >= Duration::from_millis(400), "answered before the timer fired");
+}

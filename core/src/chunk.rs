@@ -132,7 +132,7 @@ impl ChunkQueue {
             }
             Chunk::File { fd, off, len } => {
                 let mut o: libc::off_t = *off as libc::off_t;
-                let want = (*len).min(1 << 30) as usize;
+                let want = (*len).min(256 * 1024) as usize;
                 // SAFETY: fd is an open file owned by the chunk, sock the caller's socket; o
                 // is a valid off_t the kernel updates.
                 let r = unsafe { libc::sendfile(sock, fd.as_raw_fd(), &mut o, want) };

@@ -206,6 +206,9 @@ fn after(req: &mut Request, phase: Phase) -> Phase {
         }
         Phase::Docroot => {
             compose_physical(req);
+            if req.loaded.has_physical_conds {
+                req.evaluate();
+            }
             Phase::Physical
         }
         Phase::Physical => {

@@ -20,14 +20,16 @@ usage: featherd -f <configfile> [options]
 fn features() -> String {
     let lines = [
         ("+", "IPv6 support"),
-        ("+", "unix domain sockets"),
-        ("+", "epoll (Linux)"),
-        ("+", "sendfile"),
-        ("+", "writev"),
-        ("+", "SO_REUSEPORT workers"),
-        ("+", "regex conditionals (regex, fancy-regex)"),
-        ("+", "dynamic modules (ABI 1)"),
-        ("-", "TLS support (mod_openssl not built)"),
+        ("+", "unix domain socket support"),
+        ("+", "epoll support"),
+        ("+", "sendfile support"),
+        ("+", "writev support"),
+        ("+", "SO_REUSEPORT worker support"),
+        ("+", "regex conditionals support"),
+        ("+", "look-around and back-reference regex support"),
+        ("+", "dynamic module support"),
+        ("+", "C module support"),
+        ("-", "TLS support"),
         ("-", "HTTP/2 support"),
     ];
     let mut s = format!(

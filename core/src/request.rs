@@ -52,7 +52,8 @@ pub struct Request {
     pub head: Head,
     pub path: Vec<u8>,
     pub query: Option<Vec<u8>>,
-    pub peer: Peer,
+    /// Shared with the connection (one allocation per connection, not per request).
+    pub peer: Arc<Peer>,
     pub docroot: Vec<u8>,
     pub physical: Vec<u8>,
     pub path_info: Vec<u8>,
@@ -104,7 +105,7 @@ impl Request {
             head: Head::default(),
             path: Vec::new(),
             query: None,
-            peer: Peer::default(),
+            peer: Arc::default(),
             docroot: Vec::new(),
             physical: Vec::new(),
             path_info: Vec::new(),

@@ -87,7 +87,7 @@ impl Stream {
 
 /// What connection hooks see as `fd_connection`.
 pub struct ConnInfo {
-    pub peer: Peer,
+    pub peer: Arc<Peer>,
     pub slots: Vec<*mut c_void>,
 }
 
@@ -302,6 +302,9 @@ pub struct Worker {
     scratch: Vec<u8>,
     accept_paused: bool,
     listening: bool,
+    /// Connections that stopped writing because their turn was over, not because the socket
+    /// was full: continued on the next loop iteration.
+    writable: Vec<usize>,
     last_tick: u64,
 }
 
@@ -338,6 +341,7 @@ impl Worker {
             scratch: vec![0u8; 16 * 1024],
             accept_paused: false,
             listening: true,
+            writable: Vec::new(),
             last_tick: now_secs(),
         })
     }
@@ -398,6 +402,11 @@ impl Worker {
                     }
                 }
             }
+            for idx in std::mem::take(&mut self.writable) {
+                if self.conns.get(idx).is_some_and(|c| c.state == State::Write) {
+                    self.drive(idx);
+                }
+            }
             self.run_timers();
             self.run_wakes();
             let now = now_secs();
@@ -431,6 +440,9 @@ impl Worker {
     }
 
     fn next_timeout(&self) -> Duration {
+        if !self.writable.is_empty() {
+            return Duration::ZERO;
+        }
         let mut d = Duration::from_millis(1000);
         WCTX.with(|w| {
             if let Some(w) = w.borrow().as_ref() {
@@ -480,7 +492,7 @@ impl Worker {
             let (stream, peer) = match &l.sock {
                 ListenSock::Tcp(s) => match s.accept() {
                     Ok((st, addr)) => {
-                        let _ = st.set_nodelay(true);
+                        // Nagle stays on: heads and bodies leave in one write or back to back.
                         let local = st.local_addr().map(|a| a.to_string()).unwrap_or_default();
                         let ip = addr.ip().to_canonical();
                         (
@@ -540,7 +552,7 @@ impl Worker {
         }
         self.control.connections.fetch_add(1, Ordering::Relaxed);
         let nmods = self.loaded.modules.len();
-        let mut info = Box::new(ConnInfo { peer, slots: vec![std::ptr::null_mut(); nmods] });
+        let mut info = Box::new(ConnInfo { peer: Arc::new(peer), slots: vec![std::ptr::null_mut(); nmods] });
         let mut ok = true;
         for (i, hook) in &self.loaded.chains.connection_accept {
             let data = self.loaded.modules[*i].data.0;
@@ -713,10 +725,8 @@ impl Worker {
                     }
                     let c = &mut self.conns[idx];
                     if !c.maybe_readable {
-                        if c.rbuf.is_empty() && c.req.is_none() {
-                            // Idle keep-alive connection: give its buffer back.
-                            c.rbuf = Vec::new();
-                        }
+                        // An idle connection keeps its buffer for a moment (the next request
+                        // of a busy client reuses it); the once-a-second sweep frees it.
                         return;
                     }
                     let before = c.rbuf.len();
@@ -724,10 +734,6 @@ impl Worker {
                     match self.fill(idx, limit) {
                         Ok(true) => {
                             if self.conns[idx].rbuf.len() == before {
-                                let c = &mut self.conns[idx];
-                                if c.rbuf.is_empty() && c.req.is_none() {
-                                    c.rbuf = Vec::new();
-                                }
                                 return;
                             }
                         }
@@ -1033,7 +1039,19 @@ impl Worker {
     /// full (we are woken when it drains).
     fn flush(&mut self, idx: usize) -> io::Result<bool> {
         let c = &mut self.conns[idx];
+        // Fairness: one connection writes at most this much per turn, then the others get
+        // theirs; it is resumed from `self.writable` on the next loop iteration (the poller
+        // is edge-triggered and would not report the socket again).
+        let mut budget: u64 = 512 * 1024;
         loop {
+            if budget == 0 {
+                let pending = c.out.len();
+                if let Some(r) = c.req.as_mut() {
+                    r.out_pending = pending;
+                }
+                self.writable.push(idx);
+                return Ok(false);
+            }
             if c.out.is_empty() {
                 if let Some(r) = c.req.as_mut() {
                     r.out_pending = 0;
@@ -1045,6 +1063,7 @@ impl Worker {
                     if let Some(r) = c.req.as_mut() {
                         r.bytes_out += n;
                     }
+                    budget = budget.saturating_sub(n.max(1));
                     c.last_active = now_secs();
                 }
                 WriteResult::WouldBlock => {
@@ -1134,8 +1153,12 @@ impl Worker {
 
     fn check_timeouts(&mut self, now: u64) {
         let mut expired = Vec::new();
-        for (k, c) in self.conns.iter() {
+        for (k, c) in self.conns.iter_mut() {
             let idle = now.saturating_sub(c.last_active);
+            if idle >= 1 && c.rbuf.is_empty() && c.rbuf.capacity() > 0 && c.req.is_none() {
+                // Idle keep-alive connection: give its read buffer back.
+                c.rbuf = Vec::new();
+            }
             let core = c.req.as_ref().map(|r| r.core()).unwrap_or(&self.loaded.core_base[0]);
             let limit = match c.state {
                 State::ReadHead if c.rbuf.is_empty() && c.req.is_none() => {

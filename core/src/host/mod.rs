@@ -94,6 +94,8 @@ pub struct Loaded {
     /// Core settings per block: defaults, global, then each enclosing block down to it.
     pub core_base: Vec<CoreConf>,
     pub block_parent: Vec<Option<u32>>,
+    /// Some condition tests `$PHYSICAL[...]`: evaluate again once the physical path is known.
+    pub has_physical_conds: bool,
 }
 
 impl Loaded {
@@ -348,7 +350,16 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
     chains.request_reset.reverse();
     chains.connection_close.reverse();
 
-    let mut loaded = Loaded { cfg, server, modules, chains, owner_blocks, core_base, block_parent };
+    let has_physical_conds = cfg.blocks.iter().any(|b| {
+        b.cond.as_ref().is_some_and(|c| {
+            matches!(
+                c.field,
+                crate::config::CondField::PhysicalPath | crate::config::CondField::PhysicalExistingPath
+            )
+        })
+    });
+    let mut loaded =
+        Loaded { cfg, server, modules, chains, owner_blocks, core_base, block_parent, has_physical_conds };
     {
         let mut reg = REGISTRY.write().map_err(|_| "module registry poisoned".to_string())?;
         reg.clear();

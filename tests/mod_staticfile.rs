@@ -187,6 +187,9 @@ fn if_none_match_gives_304_without_body_on_a_keep_alive_connection() {
     assert_eq!(rs[1].header("connection"), Some("close"));
 }
 
+/// (name, method, headers, expected status)
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+
 #[test]
 fn if_none_match_forms() {
     let s = Server::start(&conf(""));
@@ -194,7 +197,7 @@ fn if_none_match_forms() {
     let etag = etag_of(&s, "/f.txt");
     let weak = format!("W/{etag}");
     let list = format!("\"1\", {weak}, \"2\"");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("exact", "GET", vec![("If-None-Match", &etag)], 304),
         ("star", "GET", vec![("If-None-Match", "*")], 304),
         ("weak", "GET", vec![("If-None-Match", &weak)], 304),

@@ -181,21 +181,29 @@ impl Module for Skeleton {
 
     /// The physical path (docroot + path) is composed: modules that map URLs elsewhere on
     /// disk (mod_alias, mod_userdir) call `req.set_physical_path(..)`.
-    fn physical(&self, _req: &mut Request<Self>) -> Handler {
-        Handler::GoOn
-    }
-
-    /// The server stat'ed the physical path (`req.file_info()`) and split PATH_INFO. Handlers
-    /// decide here: either answer at once (status, body, Finished; mod_staticfile does) or
-    /// claim the request and produce the response in `subrequest` (backends like mod_fastcgi,
-    /// which may need to wait). This module claims, to show the second way.
-    fn subrequest_start(&self, req: &mut Request<Self>) -> Handler {
+    ///
+    /// It is also the last place to claim a request that does not map to a file: after this
+    /// hook the server stats the physical path and answers 404 itself when nothing is there,
+    /// before `subrequest_start` runs. `/skeleton` is not a file, so this module claims here
+    /// and produces the response in `subrequest` (the pattern of handlers that may have to
+    /// wait, like backends); the server then skips the stat.
+    fn physical(&self, req: &mut Request<Self>) -> Handler {
         if req.status() != 0 || answer_for(&req.config(), req.path()).is_none() {
             return Handler::GoOn;
         }
         if req.claim() {
             req.state().claimed_at = Some(Instant::now());
         }
+        Handler::GoOn
+    }
+
+    /// The server stat'ed the physical path (`req.file_info()`) and split PATH_INFO; only
+    /// requests for something that exists on disk get here (a missing file was answered 404
+    /// already). Handlers of files decide here: either answer at once (status, body,
+    /// Finished; mod_staticfile does) or claim the request and produce the response in
+    /// `subrequest` (backends like mod_fastcgi for `.php` files). This module claimed in
+    /// `physical` already, as its path is not a file.
+    fn subrequest_start(&self, _req: &mut Request<Self>) -> Handler {
         Handler::GoOn
     }
 

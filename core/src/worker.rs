@@ -1002,14 +1002,15 @@ impl Worker {
             if req.status != 304 {
                 h.extend_from_slice(b"Content-Length: ");
                 num = itoa_buf(l);
-                let digits = num.as_bytes(&mut [0u8; 20]).to_vec();
-                h.extend_from_slice(&digits);
+                let mut dbuf = [0u8; 20];
+                let digits = num.as_bytes(&mut dbuf);
+                h.extend_from_slice(digits);
                 h.extend_from_slice(b"\r\n");
                 // Record what the head announced among the response headers, as lighttpd
                 // does: request_done hooks read it there (mod_accesslog caps %b with it and
                 // prints it for %{Content-Length}o). It is written above from `length` only,
                 // never from the list, so it cannot be sent twice.
-                req.resp_headers.set(b"Content-Length", &digits);
+                req.resp_headers.set(b"Content-Length", digits);
             }
         } else if c.chunked {
             h.extend_from_slice(b"Transfer-Encoding: chunked\r\n");

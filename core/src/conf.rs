@@ -238,6 +238,10 @@ pub struct CoreConf {
     pub log_request_handling: bool,
     pub log_file_not_found: bool,
     pub log_request_header: bool,
+    /// `server.stream-request-body`: 0 = the whole body before the handler runs (spilled to
+    /// a file under server.upload-dirs), 1 = stream to the handler, buffering the rest,
+    /// 2 = stream with at most 64 KiB buffered (the client is read only as the handler reads).
+    pub stream_request_body: u8,
 }
 
 impl Default for CoreConf {
@@ -259,6 +263,7 @@ impl Default for CoreConf {
             log_request_handling: false,
             log_file_not_found: false,
             log_request_header: false,
+            stream_request_body: 0,
         }
     }
 }
@@ -305,6 +310,7 @@ impl CoreConf {
             "debug.log-request-handling" => self.log_request_handling = v.as_bool().unwrap_or(false),
             "debug.log-file-not-found" => self.log_file_not_found = v.as_bool().unwrap_or(false),
             "debug.log-request-header" => self.log_request_header = v.as_bool().unwrap_or(false),
+            "server.stream-request-body" => self.stream_request_body = int(0).min(2) as u8,
             _ => {}
         }
     }

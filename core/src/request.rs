@@ -71,9 +71,10 @@ pub struct Request {
     pub handler: Option<usize>,
     pub slots: Vec<*mut c_void>,
 
-    // request body (Content-Length bodies, read before the hooks run)
-    pub body_in: Vec<u8>,
-    pub body_in_pos: usize,
+    /// The request body as it arrives (see [`crate::body`]).
+    pub body_in: crate::body::BodyIn,
+    /// The handler asked for body bytes that had not arrived: wake it when they do.
+    pub body_wanted: bool,
 
     // response
     pub status: u16,
@@ -119,8 +120,8 @@ impl Request {
             comebacks: 0,
             handler: None,
             slots: vec![std::ptr::null_mut(); n],
-            body_in: Vec::new(),
-            body_in_pos: 0,
+            body_in: Default::default(),
+            body_wanted: false,
             status: 0,
             resp_headers: HeaderList::default(),
             body: ChunkQueue::default(),
@@ -155,8 +156,8 @@ impl Request {
         for s in self.slots.iter_mut() {
             *s = std::ptr::null_mut();
         }
-        self.body_in.clear();
-        self.body_in_pos = 0;
+        self.body_in.reset();
+        self.body_wanted = false;
         self.status = 0;
         self.resp_headers.clear();
         self.body.clear();
@@ -169,8 +170,19 @@ impl Request {
         self.head_len = 0;
         self.head.headers.shrink();
         self.resp_headers.shrink();
-        if self.body_in.capacity() > 64 * 1024 {
-            self.body_in = Vec::new();
+    }
+
+    /// Drop whatever response a handler started (before the head went out), keeping the
+    /// parsed request: for an error answer in its place.
+    pub fn reset_response(&mut self) {
+        self.status = 0;
+        self.resp_headers.clear();
+        self.body.clear();
+        self.content_length = None;
+        self.body_finished = false;
+        self.handler = None;
+        for s in self.slots.iter_mut() {
+            *s = std::ptr::null_mut();
         }
     }
 

@@ -120,6 +120,8 @@ struct Conn {
     maybe_readable: bool,
     /// The response queue went over the high-water mark: wake the handler when it drains.
     drain_armed: bool,
+    /// A suspended handler was woken and must run.
+    resume: bool,
 }
 
 // ---- thread-local services for modules
@@ -582,6 +584,7 @@ impl Worker {
             peer_closed: false,
             maybe_readable: true,
             drain_armed: false,
+            resume: false,
         });
         if !ok {
             self.close(idx);
@@ -744,37 +747,45 @@ impl Worker {
                         }
                     }
                 }
-                State::ReadBody => {
-                    let Some(mut req) = c.req.take() else {
-                        self.close(idx);
-                        return;
-                    };
-                    let want = req.head.content_length.unwrap_or(0) as usize;
-                    let have = req.body_in.len();
-                    let take = (want - have).min(c.rbuf.len());
-                    req.body_in.extend_from_slice(&c.rbuf[..take]);
-                    c.rbuf.drain(..take);
-                    req.bytes_in += take as u64;
-                    if req.body_in.len() >= want {
-                        c.req = Some(req);
-                        c.state = State::Handle;
+                State::ReadBody => match self.pump_body(idx) {
+                    Err(status) => {
+                        self.body_failed(idx, status);
                         continue;
                     }
-                    c.req = Some(req);
-                    if !c.maybe_readable {
+                    Ok(_) => {
+                        let c = &mut self.conns[idx];
+                        let complete = c.req.as_ref().is_none_or(|r| r.body_in.complete);
+                        if complete {
+                            c.state = State::Handle;
+                            continue;
+                        }
+                        if c.peer_closed {
+                            self.close(idx);
+                        }
                         return;
                     }
-                    let room = want - self.conns[idx].req.as_ref().map_or(0, |r| r.body_in.len());
-                    match self.fill(idx, room.min(1 << 20)) {
-                        Ok(true) if !self.conns[idx].rbuf.is_empty() => continue,
-                        Ok(true) => return,
-                        _ => {
-                            self.close(idx);
-                            return;
+                },
+                State::Handle => {
+                    if c.req.as_ref().is_some_and(|r| !r.body_in.complete) {
+                        match self.pump_body(idx) {
+                            Err(status) => {
+                                self.body_failed(idx, status);
+                                continue;
+                            }
+                            Ok(true) => self.conns[idx].resume = true,
+                            Ok(false) => {}
                         }
                     }
-                }
-                State::Handle => {
+                    let c = &mut self.conns[idx];
+                    // A suspended handler runs again only when woken (fd, timer, drained
+                    // queue, body bytes it asked for), not on every socket event.
+                    if c.suspended && !c.resume {
+                        if c.peer_closed && c.req.as_ref().is_some_and(|r| !r.body_in.complete) {
+                            self.close(idx);
+                        }
+                        return;
+                    }
+                    c.resume = false;
                     let Some(mut req) = c.req.take() else {
                         self.close(idx);
                         return;
@@ -789,13 +800,31 @@ impl Worker {
                             if req.body.len() + c.out.len() >= req.high_water {
                                 c.drain_armed = true;
                             }
+                            let wants_body = req.body_wanted && !req.body_in.complete;
+                            c.req = Some(req);
+                            // The handler drained the body buffer: read the client again now
+                            // (the poller will not report bytes that were already waiting).
+                            if wants_body {
+                                match self.pump_body(idx) {
+                                    Err(status) => {
+                                        self.body_failed(idx, status);
+                                        continue;
+                                    }
+                                    Ok(true) => {
+                                        self.conns[idx].resume = true;
+                                        continue;
+                                    }
+                                    Ok(false) => {}
+                                }
+                            }
+                            let c = &mut self.conns[idx];
+                            let Some(req) = c.req.as_ref() else { return };
                             // A handler that set a status and queued body (or finished it)
                             // streams: the head goes out now, the rest as it comes.
                             let can_start = req.head_sent
                                 || (req.phase == crate::request::Phase::Subrequest
                                     && req.status != 0
                                     && (!req.body.is_empty() || req.body_finished));
-                            c.req = Some(req);
                             if can_start {
                                 self.begin_response(idx);
                                 self.conns[idx].state = State::Write;
@@ -830,6 +859,23 @@ impl Worker {
                     }
                 }
                 State::Write => {
+                    // A streaming handler may still be reading the body.
+                    if self.conns[idx].suspended
+                        && self.conns[idx].req.as_ref().is_some_and(|r| !r.body_in.complete)
+                    {
+                        match self.pump_body(idx) {
+                            Err(status) => {
+                                self.body_failed(idx, status);
+                                continue;
+                            }
+                            Ok(true) => {
+                                self.conns[idx].state = State::Handle;
+                                self.conns[idx].resume = true;
+                                continue;
+                            }
+                            Ok(false) => {}
+                        }
+                    }
                     let all_written = match self.flush(idx) {
                         Err(_) => {
                             self.close(idx);
@@ -867,6 +913,7 @@ impl Worker {
                     } else if c.drain_armed && pending < hw / 2 && c.suspended {
                         c.drain_armed = false;
                         c.state = State::Handle;
+                        c.resume = true;
                         continue;
                     }
                     return;
@@ -893,6 +940,81 @@ impl Worker {
         }
     }
 
+    /// Move request-body bytes from the connection buffer and the socket into the request.
+    /// Ok(true) when new bytes arrived (or the body completed) that a waiting handler asked
+    /// for. In streaming mode 2 the socket is read only while less than 64 KiB is buffered.
+    fn pump_body(&mut self, idx: usize) -> Result<bool, u16> {
+        let spill = self.loaded.server.upload_dirs.first().cloned();
+        let mut progressed = false;
+        loop {
+            let c = &mut self.conns[idx];
+            let Some(req) = c.req.as_mut() else { return Ok(false) };
+            if req.body_in.complete {
+                break;
+            }
+            let mode = req.core().stream_request_body;
+            let max = req.core().max_request_size;
+            if !c.rbuf.is_empty() {
+                let before = req.body_in.received;
+                let used = req.body_in.feed(&c.rbuf, max, if mode == 2 { None } else { spill.as_deref() })?;
+                c.rbuf.drain(..used);
+                req.bytes_in += used as u64;
+                if req.body_in.received != before || req.body_in.complete {
+                    progressed = true;
+                }
+                if req.body_in.complete {
+                    break;
+                }
+            }
+            if mode == 2 && req.body_in.buffered() >= crate::body::MEM_LIMIT as u64 {
+                // Backpressure: the client waits until the handler has read.
+                break;
+            }
+            if !c.maybe_readable {
+                break;
+            }
+            match self.fill(idx, 256 * 1024) {
+                Ok(true) if !self.conns[idx].rbuf.is_empty() => continue,
+                Ok(true) => break,
+                _ => {
+                    let c = &mut self.conns[idx];
+                    if let Some(req) = c.req.as_mut() {
+                        if req.body_in.client_eof() {
+                            progressed = true;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        let c = &mut self.conns[idx];
+        let Some(req) = c.req.as_mut() else { return Ok(false) };
+        let wake = progressed && (req.body_wanted || req.body_in.complete);
+        if wake {
+            req.body_wanted = false;
+        }
+        Ok(wake)
+    }
+
+    /// The request body was refused (400, 413, 500): answer if nothing went out yet.
+    fn body_failed(&mut self, idx: usize, status: u16) {
+        let c = &mut self.conns[idx];
+        c.rbuf.clear();
+        match c.req.take() {
+            Some(req) if !req.head_sent => {
+                let mut req = req;
+                self.end_request(&mut req, false);
+                req.reset_response();
+                self.fail(idx, req, status);
+            }
+            Some(req) => {
+                c.req = Some(req);
+                self.close(idx);
+            }
+            None => self.close(idx),
+        }
+    }
+
     /// A head was parsed: set the request up and decide how its body is read.
     fn start_request(&mut self, idx: usize, mut req: Box<Request>) {
         let c = &mut self.conns[idx];
@@ -904,24 +1026,25 @@ impl Worker {
             self.fail(idx, req, status);
             return;
         }
-        if req.head.chunked {
-            // Chunked request bodies are not read yet: refuse rather than misframe.
-            self.fail(idx, req, 411);
-            return;
-        }
         let len = req.head.content_length.unwrap_or(0);
         let max = req.core().max_request_size;
         if max > 0 && len > max {
             self.fail(idx, req, 413);
             return;
         }
+        if req.head.chunked {
+            req.body_in.start_chunked();
+        } else {
+            req.body_in.start_length(len);
+        }
         let c = &mut self.conns[idx];
-        if len > 0 {
-            if req.head.expect_continue && (c.rbuf.len() as u64) < len && req.head.minor == 1 {
+        if !req.body_in.complete {
+            if req.head.expect_continue && req.head.minor == 1 && c.rbuf.is_empty() {
                 let _ = c.stream.write(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
-            req.body_in.reserve(len.min(1 << 20) as usize);
-            c.state = State::ReadBody;
+            // Buffered mode reads the whole body first; streaming modes run the handler now
+            // and feed it as bytes arrive.
+            c.state = if req.core().stream_request_body == 0 { State::ReadBody } else { State::Handle };
         } else {
             c.state = State::Handle;
         }
@@ -956,16 +1079,20 @@ impl Worker {
         }
         handle::finalize(req);
         let head_only = req.head.method == b"HEAD";
-        let no_body = crate::http::status_has_no_body(req.status);
+        // 101: the connection becomes a raw tunnel between the client and the handler (the
+        // handler reads the client's bytes as request body and writes raw response body).
+        let tunnel = req.status == 101;
+        let no_body = !tunnel && crate::http::status_has_no_body(req.status);
         let max_req = req.core().max_keep_alive_requests;
         let mut keep = c.keep_alive
             && !req.head.close
             && !stopping
             && !c.peer_closed
             && (max_req == 0 || c.served + 1 < max_req)
-            && req.body_in.len() as u64 == req.head.content_length.unwrap_or(0);
+            && req.body_in.complete
+            && !tunnel;
         c.chunked = false;
-        let length = if no_body {
+        let length = if no_body || tunnel {
             None
         } else if let Some(l) = req.content_length {
             Some(l)
@@ -988,7 +1115,7 @@ impl Worker {
         for (n, v) in req.resp_headers.iter() {
             if n.eq_ignore_ascii_case(b"content-length")
                 || n.eq_ignore_ascii_case(b"transfer-encoding")
-                || n.eq_ignore_ascii_case(b"connection")
+                || (n.eq_ignore_ascii_case(b"connection") && !tunnel)
                 || n.eq_ignore_ascii_case(b"date")
             {
                 continue;
@@ -1024,7 +1151,11 @@ impl Worker {
             h.extend_from_slice(tag.as_bytes());
             h.extend_from_slice(b"\r\n");
         }
-        if !keep {
+        if tunnel {
+            if req.body_in.complete {
+                req.body_in.start_until_eof();
+            }
+        } else if !keep {
             h.extend_from_slice(b"Connection: close\r\n");
         } else if req.head.minor == 0 {
             h.extend_from_slice(b"Connection: keep-alive\r\n");
@@ -1033,7 +1164,7 @@ impl Worker {
         c.keep_alive = keep;
         req.head_len = h.len() as u64;
         c.out.push_vec(h);
-        if head_only || no_body {
+        if (head_only && !tunnel) || no_body {
             req.body.clear();
         } else {
             let chunked = c.chunked;
@@ -1152,6 +1283,7 @@ impl Worker {
                 }
                 if c.suspended {
                     c.state = State::Handle;
+                    c.resume = true;
                     self.drive(idx);
                 }
             }

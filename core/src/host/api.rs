@@ -452,7 +452,13 @@ unsafe extern "C" fn request_env_set(r: *mut fd_request, name: Str, value: Str) 
 
 unsafe extern "C" fn request_content_length(r: *mut fd_request) -> i64 {
     // SAFETY: ABI rule on r.
-    unsafe { req(r) }.and_then(|r| r.head.content_length).map_or(-1, |n| n as i64)
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    match r.head.content_length {
+        Some(n) => n as i64,
+        // A chunked body read in full before the handler ran has a known length.
+        None if r.head.chunked && r.body_in.complete => r.body_in.received as i64,
+        None => -1,
+    }
 }
 
 unsafe extern "C" fn request_body_read(r: *mut fd_request, buf: *mut u8, cap: usize) -> isize {
@@ -461,12 +467,16 @@ unsafe extern "C" fn request_body_read(r: *mut fd_request, buf: *mut u8, cap: us
     if buf.is_null() {
         return -1;
     }
-    let avail = &r.body_in[r.body_in_pos..];
-    let n = avail.len().min(cap);
-    // SAFETY: buf is writable for cap bytes (caller's promise), n <= cap.
-    unsafe { std::ptr::copy_nonoverlapping(avail.as_ptr(), buf, n) };
-    r.body_in_pos += n;
-    n as isize
+    // SAFETY: buf is writable for cap bytes (caller's promise).
+    let out = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
+    match r.body_in.read(out) {
+        Ok(n) => n as isize,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            r.body_wanted = true;
+            -11
+        }
+        Err(_) => -5,
+    }
 }
 
 // ---- paths

@@ -77,6 +77,31 @@ impl ChunkQueue {
         self.chunks.push_back(Chunk::File { fd, off, len });
     }
 
+    /// Read file chunks of at most `max` bytes into memory (pread), so that they can be
+    /// written together with what precedes them. A chunk that cannot be read stays a file.
+    pub fn inline_small_files(&mut self, max: u64) {
+        for c in self.chunks.iter_mut() {
+            if let Chunk::File { fd, off, len } = c {
+                if *len <= max {
+                    let mut buf = vec![0u8; *len as usize];
+                    // SAFETY: pread into our own buffer of exactly len bytes from the chunk's
+                    // open file descriptor.
+                    let n = unsafe {
+                        libc::pread(
+                            fd.as_raw_fd(),
+                            buf.as_mut_ptr() as *mut libc::c_void,
+                            buf.len(),
+                            *off as libc::off_t,
+                        )
+                    };
+                    if n >= 0 && n as usize == buf.len() {
+                        *c = Chunk::Mem { buf, off: 0 };
+                    }
+                }
+            }
+        }
+    }
+
     /// Move every chunk of `other` to the end of this queue, framing each as an HTTP/1.1
     /// chunk when `chunked`.
     pub fn take_from(&mut self, other: &mut ChunkQueue, chunked: bool) {

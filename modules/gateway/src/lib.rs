@@ -5,5 +5,18 @@
 //!   sees the same variables, including those other modules added (mod_setenv, mod_auth).
 //! * [`cgi_head`]: the head of a CGI-style response (`Status:`, `Location:`, headers) as
 //!   CGI scripts, FastCGI and SCGI applications send it, and how it applies to a request.
+//! * [`hosts`]: `*.server` mounts and hosts, balancing (`fair`, `round-robin`, `hash`,
+//!   `sticky`) with counters shared by all workers, disabling a failed host, non-blocking
+//!   connects to TCP and unix sockets.
+//! * [`spawn`]: local backends started from `bin-path` (listening socket as fd 0), restarted
+//!   when they exit, stopped at cleanup.
+//! * [`backend`]: one request's exchange with a backend over a [`backend::Protocol`]
+//!   (FastCGI, SCGI, uwsgi): failover, request body, response head, X-Sendfile, authorizer,
+//!   streamed body with backpressure, timeouts.
+//! * [`glue`]: the hook logic of a `*.server` module (routing, claiming, running).
+pub mod backend;
 pub mod cgi_head;
 pub mod env;
+pub mod glue;
+pub mod hosts;
+pub mod spawn;

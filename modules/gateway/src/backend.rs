@@ -677,11 +677,18 @@ impl<P: Protocol> Exchange<P> {
         let Ok(real) = std::fs::canonicalize(&text) else {
             return refuse(req, 404, "not found");
         };
-        if !c.x_sendfile_docroot.is_empty()
-            && !c
-                .x_sendfile_docroot
-                .iter()
-                .any(|d| std::fs::canonicalize(d).is_ok_and(|d| real.starts_with(&d)))
+        // lighttpd lets a backend send any file when x-sendfile-docroot is empty; featherd
+        // then allows only the request's document root, so a confused or compromised backend
+        // cannot make the server read /etc/shadow for a client.
+        let docroot = String::from_utf8_lossy(req.docroot()).into_owned();
+        let allowed: Vec<&str> = if c.x_sendfile_docroot.is_empty() {
+            vec![docroot.as_str()]
+        } else {
+            c.x_sendfile_docroot.iter().map(String::as_str).collect()
+        };
+        if !allowed
+            .iter()
+            .any(|d| !d.is_empty() && std::fs::canonicalize(d).is_ok_and(|d| real.starts_with(&d)))
         {
             return refuse(req, 403, "outside x-sendfile-docroot");
         }

@@ -459,3 +459,81 @@ fn unknown_host_option_is_a_config_error() {
     );
     assert!(f.stderr.contains("unknown option \"max-prcs\""), "{}", f.stderr);
 }
+
+fn peak_rss_kib(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// 1 GiB up to a FastCGI application and 1 GiB down from it, through a debug-built featherd
+/// whose peak RSS must stay under 64 MiB: bodies stream, they are never held.
+#[test]
+fn one_gib_upload_and_download_stream_through() {
+    for mode in [0, 2] {
+        let dir = TempDir::new("fcgi-big");
+        let sock = dir.path().join("big.sock");
+        let _app = flup("fcgi", sock.to_str().expect("utf8"), "big");
+        let conf = format!(
+            "{}\nserver.stream-request-body = {mode}\nserver.upload-dirs = ( \"@DIR@\" )\n",
+            php_conf(&format!(
+                r#"( "/app" => ( ( "socket" => "{}", "check-local" => "disable" ) ) )"#,
+                sock.display()
+            ))
+        );
+        let s = Server::start_in(dir, &conf, None);
+        let total: u64 = 1 << 30;
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        c.write_all(
+            format!(
+                "POST /app/count HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let block: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        let block_sum = block.iter().fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
+        for _ in 0..(total >> 20) {
+            c.write_all(&block).unwrap();
+        }
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        let r = parse_responses(&out, false).remove(0);
+        assert_eq!(
+            r.text(),
+            format!("bytes={total} sum={}\n", block_sum.wrapping_mul(total >> 20)),
+            "mode {mode}"
+        );
+
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        c.write_all(b"GET /app/big?1024 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got: u64 = 0;
+        let mut head_done = false;
+        let mut pending = Vec::new();
+        loop {
+            let n = c.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            if head_done {
+                got += n as u64;
+            } else {
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&pending[..p]).into_owned();
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    got += (pending.len() - p - 4) as u64;
+                    head_done = true;
+                }
+            }
+        }
+        assert_eq!(got, total, "mode {mode}: whole download");
+        let peak = peak_rss_kib(s.pid());
+        assert!(peak < 64 * 1024, "mode {mode}: featherd peak RSS {peak} KiB moving 2 GiB");
+    }
+}

@@ -348,7 +348,7 @@ fn large_download_streams_with_bounded_memory() {
         }
         got += n as u64;
         reads += 1;
-        if reads % 16 == 0 {
+        if reads & 15 == 0 {
             max_rss = max_rss.max(vm_rss_kib(s.pid()));
         }
         if reads == 8 {

@@ -308,6 +308,55 @@ fn backend_connections_are_kept_alive_and_reused() {
 }
 
 #[test]
+fn a_kept_connection_the_backend_closed_is_not_used() {
+    let b = Backend::start("b1");
+    let s = Server::start(&proxy_conf(&one_host(b.port)));
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    for path in ["/close-after", "/echo", "/close-after", "/echo"] {
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).expect("send");
+        let r = read_one(&mut c);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    assert_eq!(b.stats().0, 3, "a new connection after each close, the /echo one reused");
+}
+
+#[test]
+fn large_request_body_is_sent_whole() {
+    let b = Backend::start("b1");
+    let s = Server::start(&proxy_conf(&one_host(b.port)));
+    let body: String = (0..3 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    c.write_all(
+        format!(
+            "PUT /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("send head");
+    c.write_all(body.as_bytes()).expect("send body");
+    let mut out = Vec::new();
+    let mut b2 = [0u8; 65536];
+    loop {
+        let n = c.read(&mut b2).expect("read");
+        out.extend_from_slice(&b2[..n]);
+        let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let rest = out.strip_prefix(&interim[..]).unwrap_or(&out);
+        let rs = parse_responses(rest, false);
+        if let Some(r) = rs.iter().find(|r| r.status == 200) {
+            if r.header("Content-Length").and_then(|l| l.parse::<usize>().ok()) == Some(r.body.len()) {
+                assert_eq!(echo_values(r, "body"), [body.as_str()]);
+                assert_eq!(echo_header(r, "Expect"), None, "the core answered 100-continue itself");
+                return;
+            }
+        }
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&out[..out.len().min(600)]));
+    }
+}
+
+#[test]
 fn featherd_as_backend() {
     let back = Server::start(&format!("{BASE}\nserver.modules = ( \"mod_staticfile\" )\n"));
     std::fs::write(back.docroot().join("file.txt"), "served by the backend featherd\n").expect("write");

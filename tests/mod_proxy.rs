@@ -83,7 +83,7 @@ fn forwards_request_and_strips_hop_by_hop_headers() {
         s.port,
         &format!(
             "POST /submit?x=%41 HTTP/1.1\r\nHost: front.example\r\nConnection: close, X-Private\r\n\
-             X-Private: secret\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\
+             X-Private: secret\r\nUpgrade: h2c\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\
              X-Forwarded-For: 10.9.8.7\r\nX-Custom: kept\r\nContent-Type: text/plain\r\n\
              Content-Length: {}\r\n\r\n{body}",
             body.len()
@@ -97,7 +97,7 @@ fn forwards_request_and_strips_hop_by_hop_headers() {
     assert_eq!(echo_header(&r, "Host").as_deref(), Some("front.example"));
     assert_eq!(echo_header(&r, "X-Custom").as_deref(), Some("kept"));
     assert_eq!(echo_header(&r, "Content-Length").as_deref(), Some("7"));
-    for h in ["X-Private", "Keep-Alive", "TE", "Proxy-Connection"] {
+    for h in ["X-Private", "Keep-Alive", "TE", "Proxy-Connection", "Upgrade", "Connection"] {
         assert_eq!(echo_header(&r, h), None, "{h} is hop-by-hop:\n{}", r.text());
     }
     assert_eq!(echo_header(&r, "X-Forwarded-For").as_deref(), Some("10.9.8.7, 127.0.0.1"));
@@ -436,4 +436,18 @@ fn client_gone_closes_the_backend_connection() {
     }
     // The worker goes on.
     assert_eq!(s.get("/echo").status, 200);
+}
+
+#[test]
+fn bad_configuration_is_refused_with_its_line() {
+    for (conf, needle) in [
+        ("proxy.header = ( \"map-hots-request\" => ( \"a\" => \"b\" ) )", "map-hots-request"),
+        ("proxy.balance = \"random\"", "random"),
+        ("proxy.forwarded = ( \"four\" => 1 )", "four"),
+        ("proxy.server = ( \"/a\" => ( ( \"host\" => \"127.0.0.1\" ) ) )", "needs"),
+    ] {
+        let f = Server::start_fail(&proxy_conf(conf), None);
+        assert!(f.stderr.contains(needle), "{conf}: {}", f.stderr);
+        assert!(f.stderr.contains("featherd.conf:"), "file:line for {conf}: {}", f.stderr);
+    }
 }

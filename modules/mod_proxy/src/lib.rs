@@ -36,6 +36,12 @@ pub const DEFAULT_READ_TIMEOUT: u32 = 60;
 /// request can be sent again on a fresh one if the backend had closed the idle connection.
 const REPLAY_LIMIT: u64 = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Whether the server can carry a tunnel after a 101: it would have to send the head without
+/// a body, keep the module's `Connection: upgrade`, hand the module the client's raw bytes
+/// (through `read_body`) and write the module's bytes unframed. featherd's core does not yet,
+/// so `"upgrade"` is accepted but Upgrade is not forwarded: the backend answers the request
+/// as plain HTTP. The tunnel below is complete on the module's side for when it does.
+const CORE_CAN_TUNNEL: bool = false;
 
 /// Configuration, merged per request.
 #[derive(Clone)]
@@ -156,6 +162,22 @@ impl Module for Proxy {
 
     fn init() -> Self {
         Proxy
+    }
+
+    fn set_defaults(&mut self, configs: &featherd_mod_api::Configs<ProxyConfig>) -> Result<(), String> {
+        let h = |f: fn(&HeaderOpts) -> bool| configs.all().iter().any(|c| f(&c.header));
+        if h(|o| o.upgrade) && !CORE_CAN_TUNNEL {
+            log::warn!(
+                "proxy.header \"upgrade\": the server cannot carry a tunnel yet; Upgrade requests are \
+                 sent to the backend as plain HTTP requests"
+            );
+        }
+        if h(|o| o.connect) {
+            log::warn!(
+                "proxy.header \"connect\": CONNECT requests are refused (400) before they reach mod_proxy"
+            );
+        }
+        Ok(())
     }
 
     fn uri_clean(&self, req: &mut Request<Self>) -> Handler {
@@ -298,7 +320,7 @@ impl Exchange {
     fn new(req: &Request<Proxy>, conf: &ProxyConfig, mount: Arc<Mount>) -> Exchange {
         let header = conf.header.clone();
         let http10 = header.force_http10;
-        let upgrade = if header.upgrade && !http10 {
+        let upgrade = if header.upgrade && CORE_CAN_TUNNEL && !http10 {
             let wants = req.header("Connection").is_some_and(|c| has_token(c, b"upgrade"));
             req.header("Upgrade").filter(|_| wants).map(<[u8]>::to_vec)
         } else {

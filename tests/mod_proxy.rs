@@ -15,11 +15,20 @@ struct Backend {
 
 impl Backend {
     fn start(name: &str) -> Backend {
-        let script = workspace_root().join("tests/fixtures/proxy/backend.py");
         let port = free_port();
+        Self::start_at(&port.to_string(), name, port)
+    }
+
+    /// Listening on a unix socket at `path` (port 0: no direct stats).
+    fn start_unix(path: &std::path::Path, name: &str) -> Backend {
+        Self::start_at(&path.display().to_string(), name, 0)
+    }
+
+    fn start_at(addr: &str, name: &str, port: u16) -> Backend {
+        let script = workspace_root().join("tests/fixtures/proxy/backend.py");
         let mut child = Command::new("python3")
             .arg(&script)
-            .arg(port.to_string())
+            .arg(addr)
             .arg(name)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -354,6 +363,21 @@ fn large_request_body_is_sent_whole() {
         }
         assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&out[..out.len().min(600)]));
     }
+}
+
+#[test]
+fn unix_socket_backend() {
+    let dir = TempDir::new("proxy-sock");
+    let sock = dir.path().join("backend.sock");
+    let _b = Backend::start_unix(&sock, "unix");
+    let conf = format!("proxy.server = ( \"/u\" => ( ( \"socket\" => \"{}\" ) ) )", sock.display());
+    let s = Server::start(&proxy_conf(&conf));
+    let r = request(s.port, "GET /u/x HTTP/1.1\r\nHost: front.example\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(echo_values(&r, "name"), ["unix"]);
+    assert_eq!(echo_header(&r, "Host").as_deref(), Some("front.example"));
+    // Outside the mount: not proxied (no such file here).
+    assert_eq!(s.get("/other").status, 404);
 }
 
 #[test]

@@ -618,7 +618,11 @@ impl<P: Protocol> Exchange<P> {
                 }
                 return Some(Outcome::Authorized);
             }
-        } else if head.is_local_redirect() {
+        } else if head.location.as_deref().is_some_and(|l| l.starts_with(b"/"))
+            && matches!(head.status, None | Some(200))
+        {
+            // RFC 3875 6.2.2 says "no Status"; an explicit 200 counts too (PHP sends one), as
+            // in lighttpd.
             let loc = head.location.clone().unwrap_or_default();
             if self.debug {
                 log::info!("local redirect to {}", String::from_utf8_lossy(&loc));

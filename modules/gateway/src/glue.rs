@@ -11,7 +11,7 @@
 //! A module sets `type RequestState = GatewayState<ItsProtocol>` and forwards its hooks here.
 
 use crate::backend::{balance_key, Exchange, Outcome, Protocol};
-use crate::hosts::{self, Balance, Mode, Mount, Mounts, ParseOptions};
+use crate::hosts::{self, Balance, Mode, Mount, MountKind, Mounts, ParseOptions};
 use featherd_mod_api::{Handler, Module, Request, Value};
 use std::sync::Arc;
 
@@ -146,7 +146,29 @@ where
     M: Module<RequestState = GatewayState<P>>,
     P: Protocol + 'static,
 {
-    let Some(mount) = req.state().pending.take() else { return Handler::GoOn };
+    let mount = match req.state().pending.take() {
+        Some(m) => m,
+        None => {
+            // "/x.php/more": the extension is at the end of the file the core found, with
+            // the rest split off as PATH_INFO.
+            if req.path_info().is_empty() {
+                return Handler::GoOn;
+            }
+            let Some(mounts) = conf.mounts.as_ref() else { return Handler::GoOn };
+            let found = mounts.find(req.physical_path(), &conf.map_extensions).cloned();
+            match found {
+                Some(m)
+                    if m.kind == MountKind::Extension
+                        && m.hosts
+                            .first()
+                            .is_some_and(|h| h.config.check_local && h.config.mode == Mode::Responder) =>
+                {
+                    m
+                }
+                _ => return Handler::GoOn,
+            }
+        }
+    };
     if req.claimed_by_other() || !req.claim() {
         return Handler::GoOn;
     }

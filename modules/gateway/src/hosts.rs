@@ -287,8 +287,10 @@ pub struct ParseOptions {
 
 /// Parsed values are cached per (config block, key) so that a request-time merge of sibling
 /// blocks (which applies the values again) reuses the same hosts and counters.
-fn cache() -> &'static Mutex<HashMap<(u32, String), Arc<Mounts>>> {
-    static C: OnceLock<Mutex<HashMap<(u32, String), Arc<Mounts>>>> = OnceLock::new();
+type Cache = Mutex<HashMap<(u32, String), Arc<Mounts>>>;
+
+fn cache() -> &'static Cache {
+    static C: OnceLock<Cache> = OnceLock::new();
     C.get_or_init(Default::default)
 }
 

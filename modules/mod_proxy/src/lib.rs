@@ -297,12 +297,20 @@ pub struct Exchange {
     paused: bool,
     last_progress: Instant,
     clock: Rc<Clock>,
+    /// The pending timeout timer: cancelled when the exchange ends, so that finished requests
+    /// do not leave timers behind for the length of a read timeout.
+    timer: Option<featherd_mod_api::Timer>,
     scratch: Vec<u8>,
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.clock.alive.set(false);
+        if let Some(t) = self.timer.take() {
+            if self.clock.armed.get() {
+                t.cancel();
+            }
+        }
         self.reg = None;
         self.sock = None;
     }
@@ -364,6 +372,7 @@ impl Exchange {
             paused: false,
             last_progress: Instant::now(),
             clock: Rc::new(Clock { armed: Cell::new(false), alive: Cell::new(true) }),
+            timer: None,
             scratch: vec![0; READ_CHUNK],
         }
     }
@@ -551,7 +560,7 @@ impl Exchange {
         self.timeout().map(|t| self.last_progress + t)
     }
 
-    fn arm(&self, id: RequestId) {
+    fn arm(&mut self, id: RequestId) {
         let Some(d) = self.deadline() else { return };
         if self.clock.armed.get() {
             return;
@@ -565,8 +574,9 @@ impl Exchange {
                 id.wake();
             }
         });
-        if r.is_err() {
-            self.clock.armed.set(false);
+        match r {
+            Ok(t) => self.timer = Some(t),
+            Err(_) => self.clock.armed.set(false),
         }
     }
 

@@ -540,7 +540,11 @@ impl Exchange {
     }
 
     fn timeout(&self) -> Option<Duration> {
-        if self.paused || self.resp == Resp::Tunnel {
+        // Waiting for the client (to drain the response, or to send more of its body) is not
+        // the backend's delay.
+        let awaiting_client_body =
+            self.connected && self.body == Body::Sending && self.out_pos >= self.out.len();
+        if self.paused || self.resp == Resp::Tunnel || awaiting_client_body {
             return None;
         }
         let c = &self.lease.as_ref()?.host().config;
@@ -733,7 +737,11 @@ impl Exchange {
     /// Read the backend: the head, then the body into the client's queue while it is below
     /// its high-water mark.
     fn receive(&mut self, req: &mut Request<Proxy>) -> Recv {
-        self.paused = false;
+        if self.paused {
+            // The time the client took to drain its queue is not the backend's.
+            self.paused = false;
+            self.last_progress = Instant::now();
+        }
         loop {
             if !self.inbuf.is_empty() || self.resp == Resp::Complete {
                 match self.process(req) {

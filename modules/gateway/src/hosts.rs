@@ -307,9 +307,8 @@ pub fn parse_server(key: &str, v: &Value, opts: &ParseOptions) -> Result<Arc<Mou
         let Some(mkey) = mkey else {
             return Err(format!("{key}: expected ( \"extension or /prefix\" => ( hosts ) )"));
         };
-        if mkey.is_empty() {
-            return Err(format!("{key}: empty extension"));
-        }
+        // "" is lighttpd's catch-all mount (`proxy.server = ( "" => ... )`): an empty suffix
+        // matches every path.
         let kind = if mkey.starts_with('/') { MountKind::Prefix } else { MountKind::Extension };
         let mut hosts = Vec::new();
         let all_scalar = hosts_v.iter().all(|(_, h)| h.as_str().is_some() || h.as_int().is_some());

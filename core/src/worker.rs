@@ -826,7 +826,7 @@ impl Worker {
                             let can_start = req.head_sent
                                 || (req.phase == crate::request::Phase::Subrequest
                                     && req.status != 0
-                                    && (!req.body.is_empty() || req.body_finished));
+                                    && (!req.body.is_empty() || req.body_finished || req.status == 101));
                             if can_start {
                                 self.begin_response(idx);
                                 self.conns[idx].state = State::Write;

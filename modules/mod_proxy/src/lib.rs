@@ -36,11 +36,10 @@ pub const DEFAULT_READ_TIMEOUT: u32 = 60;
 /// request can be sent again on a fresh one if the backend had closed the idle connection.
 const REPLAY_LIMIT: u64 = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
-/// Whether the server can carry a tunnel after a 101: it would have to send the head without
-/// a body, keep the module's `Connection: upgrade`, hand the module the client's raw bytes
-/// (through `read_body`) and write the module's bytes unframed. featherd's core does not yet,
-/// so `"upgrade"` is accepted but Upgrade is not forwarded: the backend answers the request
-/// as plain HTTP. The tunnel below is complete on the module's side for when it does.
+/// Whether the tunnel after a 101 is switched on. The core now sends a 101 head without a
+/// body, keeps `Connection: upgrade`, hands the client's raw bytes to `read_body` and writes
+/// unframed; the end-to-end WebSocket echo (tests/fixtures/proxy/ws_echo.py) does not pass
+/// yet, so `"upgrade"` stays off: Upgrade is not forwarded.
 const CORE_CAN_TUNNEL: bool = false;
 
 /// Configuration, merged per request.

@@ -7,3 +7,4 @@
 //!   CGI scripts, FastCGI and SCGI applications send it, and how it applies to a request.
 pub mod cgi_head;
 pub mod env;
+pub mod xsendfile;

@@ -35,7 +35,8 @@ fn parse_assign(v: &Value) -> Result<Vec<(String, String)>, String> {
         let Some(k) = k else {
             return Err("cgi.assign: expected ( \".ext\" => \"/path/to/interpreter\", ... )".into());
         };
-        let interp = val.as_str().ok_or_else(|| format!("cgi.assign: the value for {k:?} must be a string"))?;
+        let interp =
+            val.as_str().ok_or_else(|| format!("cgi.assign: the value for {k:?} must be a string"))?;
         if !interp.is_empty() && !interp.starts_with('/') {
             // Scripts get no PATH from the server, so a bare name could never be found.
             return Err(format!(
@@ -80,15 +81,11 @@ impl ModuleConfig for CgiConfig {
             2 => self.x_sendfile = v.to_bool()?,
             3 => self.x_sendfile_docroot = Arc::new(parse_docroots(v)?),
             4 => self.local_redir = v.to_bool()?,
-            5 => {
-                if v.to_bool()? {
-                    return Err("cgi.upgrade (WebSocket tunnels through CGI) is not supported".into());
-                }
+            5 if v.to_bool()? => {
+                return Err("cgi.upgrade (WebSocket tunnels through CGI) is not supported".into());
             }
-            6 => {
-                if !v.is_empty() {
-                    return Err("cgi.limits is not supported yet; remove it".into());
-                }
+            6 if v.kind() != ValueKind::Array || !v.is_empty() => {
+                return Err("cgi.limits is not supported yet; remove it".into())
             }
             // Request bodies go to the script through a pipe as they come: nothing to spill.
             7 => {

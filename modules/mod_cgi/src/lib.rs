@@ -289,7 +289,10 @@ impl Cgi {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => {
                         // The script stopped reading (EPIPE): the rest of the body is dropped.
-                        log::info!("{}: script closed its input before the end of the request body: {e}", job.script);
+                        log::info!(
+                            "{}: script closed its input before the end of the request body: {e}",
+                            job.script
+                        );
                         job.stdin = None;
                         job.inbuf = Vec::new();
                         job.body_eof = true;
@@ -387,7 +390,11 @@ impl Cgi {
         job.head.extend_from_slice(data);
         let (nph_status, off) = if job.head.starts_with(b"HTTP/") {
             let Some(nl) = job.head.iter().position(|&b| b == b'\n') else {
-                return if job.head.len() > MAX_HEAD { Self::bad_head(req, job, "status line too long") } else { Next::More };
+                return if job.head.len() > MAX_HEAD {
+                    Self::bad_head(req, job, "status line too long")
+                } else {
+                    Next::More
+                };
             };
             let line = &job.head[..nl];
             match status_line(line.strip_suffix(b"\r").unwrap_or(line)) {
@@ -423,7 +430,11 @@ impl Cgi {
         rest: Vec<u8>,
     ) -> Next {
         let cfg = req.config();
-        if cfg.local_redir && nph_status.is_none() && head.is_local_redirect() && head.headers.is_empty() && rest.is_empty()
+        if cfg.local_redir
+            && nph_status.is_none()
+            && head.is_local_redirect()
+            && head.headers.is_empty()
+            && rest.is_empty()
         {
             let loc = head.location.clone().unwrap_or_default();
             if !redirects_to_self(&loc, req.path()) {
@@ -530,10 +541,8 @@ impl Module for Cgi {
     const NAME: &'static str = "mod_cgi";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "runs CGI scripts (cgi.assign)";
-    const HOOKS: Hooks = Hooks::SUBREQUEST_START
-        .union(Hooks::SUBREQUEST)
-        .union(Hooks::TRIGGER)
-        .union(Hooks::WAITPID);
+    const HOOKS: Hooks =
+        Hooks::SUBREQUEST_START.union(Hooks::SUBREQUEST).union(Hooks::TRIGGER).union(Hooks::WAITPID);
     type Config = CgiConfig;
     type RequestState = State;
     type ConnectionState = ();

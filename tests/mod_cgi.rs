@@ -471,3 +471,26 @@ fn large_slow_download_keeps_server_memory_flat() {
     // plus a read buffer, not by the size of the body.
     assert!(max_rss < base_rss + 16 * 1024, "featherd RSS grew from {base_rss} to {max_rss} KiB");
 }
+
+#[test]
+fn bad_settings_refuse_to_start() {
+    let conf = |extra: &str| format!("{BASE}\nserver.modules += ( \"mod_cgi\" )\n{extra}\n");
+    let f = Server::start_fail(&conf(r#"cgi.assign = ( ".pl" => "perl" )"#), None);
+    assert!(f.stderr.contains("must be an absolute path"), "{}", f.stderr);
+    let f = Server::start_fail(&conf(r#"cgi.x-sendfile-docroot = ( "relative/dir" )"#), None);
+    assert!(f.stderr.contains("paths must begin with '/'"), "{}", f.stderr);
+    let f = Server::start_fail(&conf(r#"cgi.limits = ( "read-timeout" => 10 )"#), None);
+    assert!(f.stderr.contains("cgi.limits"), "{}", f.stderr);
+}
+
+#[test]
+fn conf_d_snippet_loads() {
+    let snippet = workspace_root().join("conf.d/cgi.conf");
+    let conf = format!("{BASE}\ninclude \"{}\"\n{ASSIGN}\n", snippet.display());
+    let s = Server::start(&conf);
+    let cgi = s.docroot().join("cgi");
+    std::fs::create_dir_all(&cgi).unwrap();
+    std::fs::copy(workspace_root().join("tests/fixtures/cgi/nph-status.py"), cgi.join("nph-status.py"))
+        .unwrap();
+    assert_eq!(s.get("/cgi/nph-status.py").status, 203);
+}

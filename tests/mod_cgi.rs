@@ -494,3 +494,14 @@ fn conf_d_snippet_loads() {
         .unwrap();
     assert_eq!(s.get("/cgi/nph-status.py").status, 203);
 }
+
+#[test]
+fn stderr_flood_does_not_block_the_script() {
+    let s = start("");
+    let r = s.get("/cgi/stderr_flood.py");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "survived\n");
+    s.wait_log("stderr_flood.py: stderr: flood-done");
+    // Meanwhile the worker served others.
+    assert_eq!(s.get("/cgi/nph-status.py").status, 203);
+}

@@ -32,6 +32,9 @@ use std::rc::Rc;
 const IO_CHUNK: usize = 64 * 1024;
 /// A stderr line longer than this is logged in pieces.
 const MAX_LOG_LINE: usize = 4096;
+/// Most stderr bytes read in one turn, so that a script flooding its stderr cannot keep the
+/// worker from its other connections; the rest is read on a timer right after.
+const STDERR_TURN: usize = 256 * 1024;
 
 pub struct Cgi {
     software: String,
@@ -87,7 +90,8 @@ impl Drop for Job {
         // both pipes became readable in the same poll round and stdout was handled first.
         if let Some((_, log)) = &self.stderr {
             if let Ok(mut l) = log.try_borrow_mut() {
-                l.drain();
+                l.drain(STDERR_TURN);
+                l.closed = true;
             }
         }
         self.stderr = None;
@@ -101,12 +105,34 @@ struct StderrLog {
     script: String,
     line: Vec<u8>,
     eof: bool,
+    /// The request is over: stop reading (the pipe closes with the last reference).
+    closed: bool,
+}
+
+/// Read the script's stderr for one turn; when there is more than a turn's worth, go on
+/// shortly on a worker timer (the poller is edge-triggered and would not report it again).
+fn pump_stderr(log: &Rc<RefCell<StderrLog>>) {
+    let more = match log.try_borrow_mut() {
+        Ok(mut l) if !l.closed => l.drain(STDERR_TURN),
+        _ => false,
+    };
+    if more {
+        let again = log.clone();
+        if featherd_mod_api::timer(1, move || pump_stderr(&again)).is_err() {
+            log::warn!("cannot schedule reading a script's stderr");
+        }
+    }
 }
 
 impl StderrLog {
-    fn drain(&mut self) {
+    /// Read and log up to `limit` bytes; true when the limit stopped it.
+    fn drain(&mut self, limit: usize) -> bool {
         let mut buf = [0u8; 4096];
+        let mut taken = 0;
         while !self.eof {
+            if taken >= limit {
+                return true;
+            }
             match self.pipe.read(&mut buf) {
                 Ok(0) => {
                     self.eof = true;
@@ -115,6 +141,7 @@ impl StderrLog {
                     }
                 }
                 Ok(n) => {
+                    taken += n;
                     self.line.extend_from_slice(&buf[..n]);
                     while let Some(p) = self.line.iter().position(|&b| b == b'\n') {
                         let rest = self.line.split_off(p + 1);
@@ -130,9 +157,10 @@ impl StderrLog {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
+        false
     }
     fn emit(&self, l: &[u8]) {
         log::warn!("{}: stderr: {}", self.script, String::from_utf8_lossy(l));
@@ -260,13 +288,15 @@ impl Cgi {
             })?;
             job.stdin = Some(Pipe { _reg: reg, file: stdin });
             let fd = stderr.as_raw_fd();
-            let log = Rc::new(RefCell::new(StderrLog { pipe: stderr, script, line: Vec::new(), eof: false }));
+            let log = Rc::new(RefCell::new(StderrLog {
+                pipe: stderr,
+                script,
+                line: Vec::new(),
+                eof: false,
+                closed: false,
+            }));
             let l2 = log.clone();
-            let reg = register_fd(fd, true, false, move |_, _| {
-                if let Ok(mut l) = l2.try_borrow_mut() {
-                    l.drain();
-                }
-            })?;
+            let reg = register_fd(fd, true, false, move |_, _| pump_stderr(&l2))?;
             job.stderr = Some((reg, log));
             Ok(())
         })();

@@ -380,6 +380,7 @@ fn no_zombies_after_many_requests() {
 #[test]
 fn executable_run_by_itself() {
     let s = start("");
+    chmod(&s.docroot().join("cgi/hello.cgi"), 0o755);
     let r = s.get("/cgi/hello.cgi");
     assert_eq!(r.status, 200, "{}", s.error_log());
     assert_eq!(r.text(), "shell says hi from /cgi/hello.cgi\n");

@@ -400,6 +400,16 @@ impl Worker {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             c.maybe_readable = true;
                         }
+                        // The client reset the connection (or both directions are closed)
+                        // while its handler waits for a backend: nothing will be written
+                        // there again, so end the request now and let request_reset release
+                        // the backend (a CGI script, a FastCGI connection). A mere FIN is a
+                        // half-close and is not treated as a disconnect (lighttpd neither).
+                        let gone = ev.is_error() || (ev.is_read_closed() && ev.is_write_closed());
+                        if gone && c.suspended && matches!(c.state, State::Handle | State::Write) {
+                            self.close(idx);
+                            continue;
+                        }
                         self.drive(idx);
                     }
                 }

@@ -20,3 +20,4 @@ pub mod env;
 pub mod glue;
 pub mod hosts;
 pub mod spawn;
+pub mod xsendfile;

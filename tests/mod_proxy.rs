@@ -475,3 +475,75 @@ fn bad_configuration_is_refused_with_its_line() {
         assert!(f.stderr.contains("featherd.conf:"), "file:line for {conf}: {}", f.stderr);
     }
 }
+
+/// A WebSocket echo through `proxy.header = ( "upgrade" => "enable" )`: the handshake is
+/// relayed, then frames flow both ways over the tunnel until the client closes.
+#[test]
+fn websocket_echo_through_upgrade() {
+    let port = free_port();
+    let mut ws = Command::new("python3")
+        .arg(workspace_root().join("tests/fixtures/proxy/ws_echo.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the WebSocket echo server");
+    let mut line = String::new();
+    BufReader::new(ws.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    assert!(line.starts_with("ready"), "{line:?}");
+    let conf = proxy_conf(&format!("{}\nproxy.header = ( \"upgrade\" => \"enable\" )\n", one_host(port)));
+    let s = Server::start(&conf);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(lower.contains("upgrade: websocket") && lower.contains("connection: upgrade"), "{head}");
+    // RFC 6455's example key and its accept value.
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    assert!(!lower.contains("transfer-encoding") && !lower.contains("content-length"), "{head}");
+    for msg in ["hello".to_string(), "through the tunnel".to_string(), "x".repeat(300)] {
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        let mut f = vec![0x81u8];
+        if msg.len() < 126 {
+            f.push(0x80 | msg.len() as u8);
+        } else {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(&mask);
+        f.extend(msg.bytes().enumerate().map(|(i, x)| x ^ mask[i % 4]));
+        c.write_all(&f).unwrap();
+        let mut h = [0u8; 2];
+        c.read_exact(&mut h).unwrap();
+        assert_eq!(h[0], 0x81, "an unmasked text frame comes back");
+        let n = match h[1] {
+            126 => {
+                let mut l = [0u8; 2];
+                c.read_exact(&mut l).unwrap();
+                u16::from_be_bytes(l) as usize
+            }
+            n => n as usize,
+        };
+        let mut p = vec![0u8; n];
+        c.read_exact(&mut p).unwrap();
+        assert_eq!(String::from_utf8_lossy(&p), msg);
+    }
+    // A close frame: the echo server answers and closes; the tunnel closes towards us too.
+    c.write_all(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]).unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(rest.starts_with(&[0x88]), "close frame relayed: {rest:?}");
+    let _ = ws.kill();
+    let _ = ws.wait();
+}

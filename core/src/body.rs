@@ -106,6 +106,11 @@ impl BodyIn {
         self.complete = false;
     }
 
+    /// A raw stream after a 101: every byte is news for the handler.
+    pub fn is_tunnel(&self) -> bool {
+        self.framing == Framing::UntilEof
+    }
+
     pub fn is_chunked(&self) -> bool {
         matches!(self.framing, Framing::Chunked(_))
     }

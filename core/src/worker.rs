@@ -1001,7 +1001,7 @@ impl Worker {
         }
         let c = &mut self.conns[idx];
         let Some(req) = c.req.as_mut() else { return Ok(false) };
-        let wake = progressed && (req.body_wanted || req.body_in.complete);
+        let wake = progressed && (req.body_wanted || req.body_in.complete || req.body_in.is_tunnel());
         if wake {
             req.body_wanted = false;
         }

@@ -36,11 +36,10 @@ pub const DEFAULT_READ_TIMEOUT: u32 = 60;
 /// request can be sent again on a fresh one if the backend had closed the idle connection.
 const REPLAY_LIMIT: u64 = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
-/// Whether the tunnel after a 101 is switched on. The core now sends a 101 head without a
-/// body, keeps `Connection: upgrade`, hands the client's raw bytes to `read_body` and writes
-/// unframed; the end-to-end WebSocket echo (tests/fixtures/proxy/ws_echo.py) does not pass
-/// yet, so `"upgrade"` stays off: Upgrade is not forwarded.
-const CORE_CAN_TUNNEL: bool = false;
+/// The core carries a tunnel after a 101: it sends the head without a body, keeps the
+/// module's `Connection: upgrade`, hands the module the client's raw bytes through
+/// `read_body` until the client closes, and writes the module's bytes unframed.
+const CORE_CAN_TUNNEL: bool = true;
 
 /// Configuration, merged per request.
 #[derive(Clone)]

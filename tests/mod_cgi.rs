@@ -506,3 +506,81 @@ fn stderr_flood_does_not_block_the_script() {
     // Meanwhile the worker served others.
     assert_eq!(s.get("/cgi/nph-status.py").status, 203);
 }
+
+/// 1 GiB from a CGI script through a debug-built featherd: the peak RSS (VmHWM) stays under
+/// 64 MiB and every byte arrives in order.
+#[test]
+fn one_gib_download_from_a_script() {
+    let s = start("");
+    let pieces = 16384u64; // 16384 × 64 KiB = 1 GiB
+    let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    write!(conn, "GET /cgi/stream.py?{pieces} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Decode the chunked body on the fly, checking each 64 KiB piece's letter.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut head_done = false;
+    let mut chunk_left = 0usize;
+    let mut skip_crlf = false;
+    let mut body: u64 = 0;
+    let mut done = false;
+    while !done {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        let mut pos = 0;
+        if !head_done {
+            let Some(p) = pending.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            assert!(pending.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&pending[..p]));
+            head_done = true;
+            pos = p + 4;
+        }
+        loop {
+            if chunk_left > 0 {
+                let take = chunk_left.min(pending.len() - pos);
+                for &b in &pending[pos..pos + take] {
+                    let want = b'a' + ((body / 65536) % 26) as u8;
+                    assert_eq!(b, want, "byte {body}");
+                    body += 1;
+                }
+                pos += take;
+                chunk_left -= take;
+                if chunk_left > 0 {
+                    break;
+                }
+                skip_crlf = true;
+            }
+            if skip_crlf {
+                // The CRLF after a chunk's data may come with the next read.
+                if pending.len() - pos < 2 {
+                    break;
+                }
+                pos += 2;
+                skip_crlf = false;
+            }
+            let Some(le) = pending[pos..].windows(2).position(|w| w == b"\r\n") else { break };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&pending[pos..pos + le]).unwrap().trim(), 16)
+                    .unwrap();
+            pos += le + 2;
+            if size == 0 {
+                done = true;
+                break;
+            }
+            chunk_left = size;
+        }
+        pending.drain(..pos);
+    }
+    assert_eq!(body, pieces * 65536, "the whole gibibyte arrived");
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", s.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
+        })
+        .unwrap();
+    assert!(hwm < 64 * 1024, "featherd peak RSS {hwm} KiB for a 1 GiB CGI download");
+}

@@ -229,7 +229,7 @@ impl<P: Protocol> Exchange<P> {
                 return Err(Outcome::Failed(503));
             };
             self.tried.push(host.index);
-            let sock = match hosts::connect(&host.config.addr) {
+            let (sock, connected_now) = match hosts::connect_now(&host.config.addr) {
                 Ok(s) => s,
                 Err(e) => {
                     self.host_failed(&host, &e);
@@ -275,7 +275,7 @@ impl<P: Protocol> Exchange<P> {
             }
             self.reg = Some(reg);
             self.sock = Some(sock);
-            self.connected = false;
+            self.connected = connected_now;
             self.lease = Some(host.lease());
             self.last_progress = Instant::now();
             return Ok(());

@@ -478,18 +478,24 @@ fn resolve(host: &str, port: u16) -> Result<Addr, String> {
 /// Start a non-blocking connect. The socket may still be connecting: wait until it is
 /// writable, then call [`connect_finished`].
 pub fn connect(addr: &Addr) -> io::Result<Socket> {
+    connect_now(addr).map(|(s, _)| s)
+}
+
+/// As [`connect`], also saying whether the connect completed at once (the usual case for a
+/// unix socket), so the caller can skip the check after writability.
+pub fn connect_now(addr: &Addr) -> io::Result<(Socket, bool)> {
     let (domain, sa) = match addr {
         Addr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a)),
         Addr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?),
     };
-    let s = Socket::new(domain, Type::STREAM.cloexec(), None)?;
-    s.set_nonblocking(true)?;
+    // Non-blocking and close-on-exec from socket(2) itself: no fcntl round trips.
+    let s = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
     if matches!(addr, Addr::Tcp(_)) {
         let _ = s.set_nodelay(true);
     }
     match s.connect(&sa) {
-        Ok(()) => Ok(s),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(s),
+        Ok(()) => Ok((s, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((s, false)),
         // A unix socket with a full backlog: the backend is overloaded, same as refused here.
         Err(e) => Err(e),
     }
@@ -500,7 +506,7 @@ pub fn connect_finished(s: &Socket) -> io::Result<()> {
     if let Some(e) = s.take_error()? {
         return Err(e);
     }
-    // Writable without an error but not connected should not happen; check the peer anyway.
+    // Writable without an error but not connected yet (a spurious wake): ENOTCONN here.
     s.peer_addr().map(|_| ())
 }
 

@@ -34,6 +34,17 @@ pub enum WriteResult {
     WouldBlock,
 }
 
+/// The outcome of a write system call that returned -1: a full socket or an interrupted call
+/// are not errors.
+fn last_write_error() -> io::Result<WriteResult> {
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(WriteResult::WouldBlock),
+        io::ErrorKind::Interrupted => Ok(WriteResult::Wrote(0)),
+        _ => Err(e),
+    }
+}
+
 impl ChunkQueue {
     pub fn len(&self) -> u64 {
         self.bytes
@@ -146,12 +157,7 @@ impl ChunkQueue {
                 // unmodified during the call; sock is a socket fd owned by the caller.
                 let r = unsafe { libc::writev(sock, iov.as_ptr(), cnt as libc::c_int) };
                 if r < 0 {
-                    let e = io::Error::last_os_error();
-                    return match e.kind() {
-                        io::ErrorKind::WouldBlock => Ok(WriteResult::WouldBlock),
-                        io::ErrorKind::Interrupted => Ok(WriteResult::Wrote(0)),
-                        _ => Err(e),
-                    };
+                    return last_write_error();
                 }
                 r as u64
             }
@@ -162,12 +168,7 @@ impl ChunkQueue {
                 // is a valid off_t the kernel updates.
                 let r = unsafe { libc::sendfile(sock, fd.as_raw_fd(), &mut o, want) };
                 if r < 0 {
-                    let e = io::Error::last_os_error();
-                    return match e.kind() {
-                        io::ErrorKind::WouldBlock => Ok(WriteResult::WouldBlock),
-                        io::ErrorKind::Interrupted => Ok(WriteResult::Wrote(0)),
-                        _ => Err(e),
-                    };
+                    return last_write_error();
                 }
                 if r == 0 {
                     // The file shrank under us: the promised length cannot be delivered.

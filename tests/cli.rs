@@ -161,3 +161,24 @@ fn sighup_reopens_the_error_log() {
     let old = std::fs::read_to_string(s.dir.path().join("error.log.1")).unwrap();
     assert!(old.contains("server started") && !old.contains("SIGHUP"), "{old}");
 }
+
+#[test]
+fn a_port_held_by_another_server_is_refused() {
+    // The workers share their port through SO_REUSEPORT; a second server must still not be able
+    // to join the port of the first one (it would silently take half of its connections).
+    let first = Server::start(&format!("{BASE}\nserver.modules = ()\n"));
+    let f = Server::start_fail(
+        &format!("{BASE}\nserver.modules = ()\nserver.port := {}\nserver.errorlog := \"\"\n", first.port),
+        None,
+    );
+    assert_eq!(f.code, Some(1), "{}", f.stderr);
+    assert!(f.stderr.contains("cannot bind") && f.stderr.contains("in use"), "{}", f.stderr);
+    // And an unrelated plain listener on a port is noticed too.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = other.local_addr().expect("addr").port();
+    let f = Server::start_fail(
+        &format!("{BASE}\nserver.modules = ()\nserver.port := {port}\nserver.errorlog := \"\"\n"),
+        None,
+    );
+    assert!(f.stderr.contains("cannot bind"), "{}", f.stderr);
+}

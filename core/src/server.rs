@@ -91,6 +91,18 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
     Ok(sock.into())
 }
 
+/// Bind `addr` without SO_REUSEPORT and let it go: fails with EADDRINUSE when any socket,
+/// SO_REUSEPORT or not, is bound to the address already.
+fn probe_tcp(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())
+}
+
 /// Bind one set of listeners per worker (TCP with SO_REUSEPORT; unix sockets shared).
 fn bind_all(specs: &[(String, BindAddr)], workers: usize) -> Result<Vec<Vec<Listener>>, String> {
     let mut per: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
@@ -98,6 +110,10 @@ fn bind_all(specs: &[(String, BindAddr)], workers: usize) -> Result<Vec<Vec<List
         let name: Arc<str> = Arc::from(name.as_str());
         match addr {
             BindAddr::Tcp(a) => {
+                // The per-worker sockets share the port through SO_REUSEPORT, which would also
+                // let a second server of the same user bind it silently and take half of the
+                // connections. A plain bind first refuses a port that anything else holds.
+                probe_tcp(*a).map_err(|e| format!("cannot bind {name} ({a}): {e}"))?;
                 for list in per.iter_mut() {
                     let l = bind_tcp(*a, 1024).map_err(|e| format!("cannot bind {name} ({a}): {e}"))?;
                     list.push(Listener {

@@ -141,6 +141,11 @@ pub struct Exchange<P: Protocol> {
     // is closed.
     reg: Option<FdRegistration>,
     sock: Option<Socket>,
+    /// Readiness reported by the poller since we last drained the socket ([`READY_IN`],
+    /// [`READY_OUT`]): reads and writes are tried only when they can make progress.
+    ready: Rc<Cell<u8>>,
+    /// Whether the registration asks for writability (only while a write or connect waits).
+    write_interest: bool,
     connected: bool,
     out: Vec<u8>,
     out_pos: usize,
@@ -165,6 +170,34 @@ impl<P: Protocol> Drop for Exchange<P> {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+const READY_IN: u8 = 1;
+const READY_OUT: u8 = 2;
+
+thread_local! {
+    /// The worker's buffer for socket and body reads (allocated once, not per request).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Run `f` with the worker's read buffer (a fresh one if it is in use further up the stack).
+fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut v = cell.take();
+        if v.len() < READ_CHUNK {
+            v = vec![0; READ_CHUNK];
+        }
+        let r = f(&mut v);
+        cell.set(v);
+        r
+    })
+}
+
+/// Whether the request has a body to forward: a non-zero Content-Length, or chunked.
+fn has_body<M: Module>(req: &Request<M>) -> bool {
+    match req.content_length() {
+        Some(n) => n > 0,
+        None => req.header("Transfer-Encoding").is_some(),
+    }
+}
 
 impl<P: Protocol> Exchange<P> {
     /// An exchange for a request routed to `mount`. `key` feeds hash/sticky balancing (see
@@ -179,6 +212,8 @@ impl<P: Protocol> Exchange<P> {
             lease: None,
             reg: None,
             sock: None,
+            ready: Rc::new(Cell::new(0)),
+            write_interest: false,
             connected: false,
             out: vec![],
             out_pos: 0,
@@ -250,13 +285,28 @@ impl<P: Protocol> Exchange<P> {
             }
             // An authorizer is asked about the request, not sent its body.
             self.send_body = mode == Mode::Responder
+                && has_body(req)
                 && (req.content_length().is_some() || self.proto.streams_unknown_length());
             if !self.send_body {
+                // Head and end go out in one write.
                 self.proto.request_end(&mut self.out);
                 self.body = Body::Done;
             }
             let id = req.id();
-            let reg = match register_fd(sock.as_raw_fd(), true, true, move |_, _| {
+            // Edge-triggered: the socket is registered before anything is sent, so every byte
+            // the backend sends later raises an event. Writability is asked for only while a
+            // connect or a write waits (a fresh socket is writable at once: a wasted wake-up).
+            let ready = Rc::new(Cell::new(0u8));
+            let flags = ready.clone();
+            let reg = match register_fd(sock.as_raw_fd(), true, !connected_now, move |_, ev| {
+                let mut f = flags.get();
+                if ev.readable() || ev.hup() || ev.error() {
+                    f |= READY_IN;
+                }
+                if ev.writable() {
+                    f |= READY_OUT;
+                }
+                flags.set(f);
                 id.wake();
             }) {
                 Ok(r) => r,
@@ -275,6 +325,8 @@ impl<P: Protocol> Exchange<P> {
             }
             self.reg = Some(reg);
             self.sock = Some(sock);
+            self.ready = ready;
+            self.write_interest = !connected_now;
             self.connected = connected_now;
             self.lease = Some(host.lease());
             self.last_progress = Instant::now();
@@ -296,9 +348,12 @@ impl<P: Protocol> Exchange<P> {
     }
 
     fn environment<M: Module>(&self, req: &Request<M>, host: &Host) -> Env {
+        static SOFTWARE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let c = &host.config;
         let opts = EnvOptions {
-            server_software: format!("featherd/{}", featherd_mod_api::server_version()),
+            server_software: SOFTWARE
+                .get_or_init(|| format!("featherd/{}", featherd_mod_api::server_version()))
+                .clone(),
             fix_root_scriptname: c.fix_root_scriptname,
             strip_request_uri: c.strip_request_uri.clone(),
             broken_scriptfilename: c.broken_scriptfilename,
@@ -308,17 +363,10 @@ impl<P: Protocol> Exchange<P> {
         let mut e = env::build(req, &opts);
         if let Some(root) = &c.docroot {
             // The backend sees its own document root (a remote machine's layout).
-            let script =
-                e.iter().find(|(n, _)| n == b"SCRIPT_NAME").map(|(_, v)| v.clone()).unwrap_or_default();
             let mut file = root.trim_end_matches('/').as_bytes().to_vec();
-            file.extend_from_slice(&script);
-            for (n, v) in e.iter_mut() {
-                if n == b"DOCUMENT_ROOT" {
-                    *v = root.as_bytes().to_vec();
-                } else if n == b"SCRIPT_FILENAME" {
-                    *v = file.clone();
-                }
-            }
+            file.extend_from_slice(e.get(b"SCRIPT_NAME").unwrap_or_default());
+            e.set(b"DOCUMENT_ROOT", root.as_bytes());
+            e.set(b"SCRIPT_FILENAME", &file);
         }
         e
     }
@@ -473,10 +521,12 @@ impl<P: Protocol> Exchange<P> {
 
     /// Write the request: head, then the body as the client sends it.
     fn send<M: Module>(&mut self, req: &mut Request<M>) -> io::Result<()> {
-        let Some(sock) = &self.sock else { return Ok(()) };
-        let mut sock: &Socket = sock;
-        let mut buf = Vec::new();
-        loop {
+        if self.sock.is_none() || (self.out_pos == self.out.len() && self.body == Body::Done) {
+            return Ok(());
+        }
+        with_scratch(|buf| loop {
+            let Some(sock) = &self.sock else { return Ok(()) };
+            let mut sock: &Socket = sock;
             while self.out_pos < self.out.len() {
                 match sock.write(&self.out[self.out_pos..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -484,7 +534,16 @@ impl<P: Protocol> Exchange<P> {
                         self.out_pos += n;
                         self.last_progress = Instant::now();
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.ready.set(self.ready.get() & !READY_OUT);
+                        if !self.write_interest {
+                            self.write_interest = true;
+                            if let Some(r) = &self.reg {
+                                r.modify(true, true);
+                            }
+                        }
+                        return Ok(());
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
@@ -494,8 +553,7 @@ impl<P: Protocol> Exchange<P> {
             if self.body == Body::Done {
                 return Ok(());
             }
-            buf.resize(READ_CHUNK, 0);
-            match req.read_body(&mut buf) {
+            match req.read_body(buf) {
                 Ok(0) => {
                     self.proto.request_end(&mut self.out);
                     self.body = Body::Done;
@@ -504,14 +562,27 @@ impl<P: Protocol> Exchange<P> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     /// Read and apply what the backend sent, while the client keeps up.
     fn receive<M: Module>(&mut self, req: &mut Request<M>, ended: &mut Ended) -> Option<Outcome> {
-        let mut buf = vec![0u8; READ_CHUNK];
+        if self.ready.get() & READY_IN == 0 {
+            // Nothing arrived since the socket was drained (the poller would have said so).
+            return None;
+        }
+        with_scratch(|buf| self.receive_into(req, ended, buf))
+    }
+
+    fn receive_into<M: Module>(
+        &mut self,
+        req: &mut Request<M>,
+        ended: &mut Ended,
+        buf: &mut [u8],
+    ) -> Option<Outcome> {
+        let mut drained = false;
         loop {
-            if self.complete || *ended != Ended::No || self.sock.is_none() {
+            if self.complete || *ended != Ended::No || self.sock.is_none() || drained {
                 return None;
             }
             if self.head_done && req.pending() >= req.high_water() {
@@ -522,14 +593,25 @@ impl<P: Protocol> Exchange<P> {
             }
             let n = match self.sock.as_ref().map(|s| {
                 let mut s: &Socket = s;
-                s.read(&mut buf)
+                s.read(buf)
             }) {
                 Some(Ok(0)) => {
                     *ended = Ended::Eof;
                     0
                 }
-                Some(Ok(n)) => n,
-                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Some(Ok(n)) => {
+                    if n < buf.len() {
+                        // A short read drained the socket: the next byte raises a new edge.
+                        // This saves the read(2) that would only say EAGAIN.
+                        self.ready.set(self.ready.get() & !READY_IN);
+                        drained = true;
+                    }
+                    n
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready.set(self.ready.get() & !READY_IN);
+                    return None;
+                }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Some(Err(e)) => {
                     if self.debug {

@@ -22,22 +22,104 @@ pub struct EnvOptions {
     pub mount_prefix: Option<String>,
 }
 
-/// One environment: (name, value) pairs in a stable order, names unique.
-pub type Env = Vec<(Vec<u8>, Vec<u8>)>;
+/// One environment: (name, value) pairs in a stable order, names unique. All bytes live in one
+/// buffer (a request's environment is built with a handful of allocations, not two per
+/// variable); a replaced value stays behind as garbage until the environment is dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    buf: Vec<u8>,
+    vars: Vec<Var>,
+}
 
-fn set(env: &mut Env, name: &[u8], value: &[u8]) {
-    if let Some(e) = env.iter_mut().find(|(n, _)| n == name) {
-        e.1 = value.to_vec();
-    } else {
-        env.push((name.to_vec(), value.to_vec()));
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Var {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Env {
+    pub fn with_capacity(vars: usize, bytes: usize) -> Env {
+        Env { buf: Vec::with_capacity(bytes), vars: Vec::with_capacity(vars) }
+    }
+
+    fn span(&self, (at, len): (u32, u32)) -> &[u8] {
+        &self.buf[at as usize..(at + len) as usize]
+    }
+
+    fn store(&mut self, data: &[u8]) -> (u32, u32) {
+        let at = self.buf.len() as u32;
+        self.buf.extend_from_slice(data);
+        (at, data.len() as u32)
+    }
+
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        self.vars.iter().position(|v| self.span(v.name) == name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// The pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.vars.iter().map(|v| (self.span(v.name), self.span(v.value)))
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.find(name).map(|i| self.span(self.vars[i].value))
+    }
+
+    /// Set `name` (replacing its value in place, or appending it).
+    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+        match self.find(name) {
+            Some(i) => self.vars[i].value = self.store(value),
+            None => self.push_new(name, value),
+        }
+    }
+
+    /// Append `value` to `name`'s value after `sep`, or set it.
+    pub fn join(&mut self, name: &[u8], sep: &[u8], value: &[u8]) {
+        let Some(i) = self.find(name) else { return self.push_new(name, value) };
+        let old = self.vars[i].value;
+        let at = self.buf.len();
+        self.buf.extend_from_within(old.0 as usize..(old.0 + old.1) as usize);
+        self.buf.extend_from_slice(sep);
+        self.buf.extend_from_slice(value);
+        self.vars[i].value = (at as u32, (self.buf.len() - at) as u32);
+    }
+
+    /// Append a variable known not to be set yet (the caller's promise; no search).
+    fn push_new(&mut self, name: &[u8], value: &[u8]) {
+        let name = self.store(name);
+        let value = self.store(value);
+        self.vars.push(Var { name, value });
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Env {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(it: I) -> Env {
+        let mut e = Env::default();
+        for (n, v) in it {
+            e.set(n.as_ref(), v.as_ref());
+        }
+        e
     }
 }
 
 /// `User-Agent` → `HTTP_USER_AGENT`.
 pub fn header_var(name: &[u8]) -> Vec<u8> {
-    let mut v = b"HTTP_".to_vec();
-    v.extend(name.iter().map(|&c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { b'_' }));
+    let mut v = Vec::with_capacity(name.len() + 5);
+    header_var_into(name, &mut v);
     v
+}
+
+fn header_var_into(name: &[u8], v: &mut Vec<u8>) {
+    v.extend_from_slice(b"HTTP_");
+    v.extend(name.iter().map(|&c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { b'_' }));
 }
 
 /// Split "addr:port" (IPv6 in brackets or not) into its parts.
@@ -54,78 +136,86 @@ fn split_host_port(s: &[u8]) -> (&[u8], &[u8]) {
 
 /// Build the environment for `req`.
 pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
-    let mut env: Env = Vec::with_capacity(32 + req.headers().count());
-    let path = req.path().to_vec();
-    let path_info_core = req.path_info().to_vec();
+    let mut env = Env::with_capacity(32 + req.headers().count(), 1024);
+    let path = req.path();
+    let path_info_core = req.path_info();
     // SCRIPT_NAME / PATH_INFO: the core split PATH_INFO off a file; a prefix mount splits at
     // the mount point; a root mount may move everything to PATH_INFO.
-    let (script_name, path_info): (Vec<u8>, Vec<u8>) = if let Some(prefix) = &opts.mount_prefix {
+    let (script_name, path_info): (&[u8], &[u8]) = if let Some(prefix) = &opts.mount_prefix {
         let p = prefix.trim_end_matches('/').as_bytes();
         if path.starts_with(p) {
-            (p.to_vec(), path[p.len()..].to_vec())
+            (p, &path[p.len()..])
         } else {
-            (path.clone(), Vec::new())
+            (path, b"")
         }
-    } else if !path_info_core.is_empty() && path.ends_with(&path_info_core) {
-        (path[..path.len() - path_info_core.len()].to_vec(), path_info_core.clone())
+    } else if !path_info_core.is_empty() && path.ends_with(path_info_core) {
+        (&path[..path.len() - path_info_core.len()], path_info_core)
     } else {
-        (path.clone(), Vec::new())
+        (path, b"")
     };
     let (script_name, path_info) = if opts.fix_root_scriptname && opts.mount_prefix.as_deref() == Some("/") {
-        (Vec::new(), path.clone())
+        (&b""[..], path)
     } else {
         (script_name, path_info)
     };
 
-    set(&mut env, b"SERVER_SOFTWARE", opts.server_software.as_bytes());
-    let host = req.host().to_vec();
-    let local = req.local_addr().to_vec();
-    let (laddr, lport) = split_host_port(&local);
-    set(&mut env, b"SERVER_NAME", if host.is_empty() { laddr } else { &host });
-    set(&mut env, b"GATEWAY_INTERFACE", b"CGI/1.1");
-    set(&mut env, b"SERVER_PROTOCOL", req.protocol());
-    set(&mut env, b"SERVER_PORT", lport);
-    set(&mut env, b"SERVER_ADDR", laddr);
-    set(&mut env, b"REQUEST_METHOD", req.method());
-    set(&mut env, b"REDIRECT_STATUS", b"200");
-    let mut uri = req.target().to_vec();
+    // The fixed variables are distinct names: appended without a search.
+    env.push_new(b"SERVER_SOFTWARE", opts.server_software.as_bytes());
+    let host = req.host();
+    let (laddr, lport) = split_host_port(req.local_addr());
+    env.push_new(b"SERVER_NAME", if host.is_empty() { laddr } else { host });
+    env.push_new(b"GATEWAY_INTERFACE", b"CGI/1.1");
+    env.push_new(b"SERVER_PROTOCOL", req.protocol());
+    env.push_new(b"SERVER_PORT", lport);
+    env.push_new(b"SERVER_ADDR", laddr);
+    env.push_new(b"REQUEST_METHOD", req.method());
+    env.push_new(b"REDIRECT_STATUS", b"200");
+    let mut uri = req.target();
     if let Some(strip) = &opts.strip_request_uri {
         let s = strip.trim_end_matches('/').as_bytes();
         if !s.is_empty() && uri.starts_with(s) {
-            uri.drain(..s.len());
-            if uri.first() != Some(&b'/') {
-                uri.insert(0, b'/');
-            }
+            uri = &uri[s.len()..];
         }
     }
-    set(&mut env, b"REQUEST_URI", &uri);
-    let docroot = req.docroot().to_vec();
-    set(&mut env, b"DOCUMENT_ROOT", &docroot);
-    set(&mut env, b"SCRIPT_NAME", &script_name);
-    let mut filename = req.physical_path().to_vec();
-    if opts.broken_scriptfilename {
-        filename.extend_from_slice(&path_info);
+    if uri.first() == Some(&b'/') || uri.len() == req.target().len() {
+        env.push_new(b"REQUEST_URI", uri);
+    } else {
+        let mut u = Vec::with_capacity(uri.len() + 1);
+        u.push(b'/');
+        u.extend_from_slice(uri);
+        env.push_new(b"REQUEST_URI", &u);
     }
-    set(&mut env, b"SCRIPT_FILENAME", &filename);
+    let docroot = req.docroot();
+    env.push_new(b"DOCUMENT_ROOT", docroot);
+    env.push_new(b"SCRIPT_NAME", script_name);
+    if opts.broken_scriptfilename && !path_info.is_empty() {
+        let mut filename = req.physical_path().to_vec();
+        filename.extend_from_slice(path_info);
+        env.push_new(b"SCRIPT_FILENAME", &filename);
+    } else {
+        env.push_new(b"SCRIPT_FILENAME", req.physical_path());
+    }
     if !path_info.is_empty() {
-        set(&mut env, b"PATH_INFO", &path_info);
-        let mut translated = docroot.clone();
-        translated.extend_from_slice(&path_info);
-        set(&mut env, b"PATH_TRANSLATED", &translated);
+        env.push_new(b"PATH_INFO", path_info);
+        let mut translated = docroot.to_vec();
+        translated.extend_from_slice(path_info);
+        env.push_new(b"PATH_TRANSLATED", &translated);
     }
-    set(&mut env, b"QUERY_STRING", req.query().unwrap_or(b""));
-    set(&mut env, b"REMOTE_ADDR", req.remote_addr());
-    set(&mut env, b"REMOTE_PORT", req.remote_port().to_string().as_bytes());
+    env.push_new(b"QUERY_STRING", req.query().unwrap_or(b""));
+    env.push_new(b"REMOTE_ADDR", req.remote_addr());
+    let mut num = itoa::Buffer::new();
+    env.push_new(b"REMOTE_PORT", num.format(req.remote_port()).as_bytes());
     if req.scheme() == b"https" {
-        set(&mut env, b"HTTPS", b"on");
+        env.push_new(b"HTTPS", b"on");
     }
-    set(&mut env, b"REQUEST_SCHEME", req.scheme());
+    env.push_new(b"REQUEST_SCHEME", req.scheme());
     if let Some(len) = req.content_length() {
-        set(&mut env, b"CONTENT_LENGTH", len.to_string().as_bytes());
+        env.push_new(b"CONTENT_LENGTH", num.format(len).as_bytes());
     }
+    let mut var = Vec::with_capacity(64);
     for (name, value) in req.headers() {
         if name.eq_ignore_ascii_case(b"content-type") {
-            set(&mut env, b"CONTENT_TYPE", value);
+            env.set(b"CONTENT_TYPE", value);
             continue;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -135,19 +225,15 @@ pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
         if name.eq_ignore_ascii_case(b"proxy") {
             continue;
         }
-        let var = header_var(name);
+        var.clear();
+        header_var_into(name, &mut var);
         // Repeated headers are joined, as a CGI variable holds one value.
-        if let Some(e) = env.iter_mut().find(|(n, _)| *n == var) {
-            e.1.extend_from_slice(b", ");
-            e.1.extend_from_slice(value);
-        } else {
-            env.push((var, value.to_vec()));
-        }
+        env.join(&var, b", ", value);
     }
     // What other modules put in the request's environment (mod_setenv, mod_auth's
     // REMOTE_USER/AUTH_TYPE) comes last and wins.
     for (n, v) in req.env_vars() {
-        set(&mut env, n, v);
+        env.set(n, v);
     }
     env
 }
@@ -162,5 +248,19 @@ mod tests {
         assert_eq!(header_var(b"x-a.b"), b"HTTP_X_A_B");
         assert_eq!(split_host_port(b"127.0.0.1:8080"), (&b"127.0.0.1"[..], &b"8080"[..]));
         assert_eq!(split_host_port(b"[::1]:80"), (&b"::1"[..], &b"80"[..]));
+    }
+
+    #[test]
+    fn env_set_join_get() {
+        let mut e = Env::default();
+        e.set(b"A", b"1");
+        e.set(b"B", b"2");
+        e.set(b"A", b"3");
+        e.join(b"B", b", ", b"4");
+        e.join(b"C", b", ", b"5");
+        let v: Vec<_> = e.iter().collect();
+        assert_eq!(v, vec![(&b"A"[..], &b"3"[..]), (b"B", b"2, 4"), (b"C", b"5")]);
+        assert_eq!(e.get(b"B"), Some(&b"2, 4"[..]));
+        assert_eq!(e.len(), 3);
     }
 }

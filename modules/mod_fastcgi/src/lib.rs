@@ -52,7 +52,7 @@ fn nv_len(out: &mut Vec<u8>, n: usize) {
 /// FastCGI name-value pairs (1-byte lengths below 128, else 4 bytes with the high bit set).
 pub fn encode_params(env: &Env) -> Vec<u8> {
     let mut p = Vec::with_capacity(env.iter().map(|(n, v)| n.len() + v.len() + 8).sum());
-    for (n, v) in env {
+    for (n, v) in env.iter() {
         nv_len(&mut p, n.len());
         nv_len(&mut p, v.len());
         p.extend_from_slice(n);
@@ -232,7 +232,8 @@ mod tests {
 
     #[test]
     fn params_and_records() {
-        let env: Env = vec![(b"A".to_vec(), b"b".to_vec()), (b"LONG".to_vec(), vec![b'x'; 200])];
+        let env: Env =
+            [(b"A".to_vec(), b"b".to_vec()), (b"LONG".to_vec(), vec![b'x'; 200])].into_iter().collect();
         let p = encode_params(&env);
         assert_eq!(&p[..4], &[1, 1, b'A', b'b']);
         assert_eq!(&p[4..9], &[4, 0x80, 0, 0, 200]);

@@ -24,7 +24,7 @@ pub struct Scgi {
 }
 
 fn content_length(env: &Env) -> &[u8] {
-    env.iter().find(|(n, _)| n == b"CONTENT_LENGTH").map_or(&b"0"[..], |(_, v)| v.as_slice())
+    env.get(b"CONTENT_LENGTH").unwrap_or(b"0")
 }
 
 /// SCGI: a netstring of NUL-separated names and values, CONTENT_LENGTH first, SCGI=1.
@@ -36,7 +36,7 @@ pub fn scgi_header(env: &Env) -> Vec<u8> {
         h.extend_from_slice(v);
         h.push(0);
     }
-    for (n, v) in env {
+    for (n, v) in env.iter() {
         // A NUL inside would shift every later pair; such a value cannot be sent.
         if n == b"CONTENT_LENGTH" || n == b"SCGI" || n.contains(&0) || v.contains(&0) {
             continue;
@@ -56,7 +56,7 @@ pub fn scgi_header(env: &Env) -> Vec<u8> {
 /// each variable as 16-bit little-endian length + bytes for name and value.
 pub fn uwsgi_packet(env: &Env) -> Result<Vec<u8>, String> {
     let mut vars = Vec::new();
-    for (n, v) in env {
+    for (n, v) in env.iter() {
         let (Ok(nl), Ok(vl)) = (u16::try_from(n.len()), u16::try_from(v.len())) else {
             return Err(format!("variable {} too long for uwsgi", String::from_utf8_lossy(n)));
         };
@@ -213,7 +213,9 @@ mod tests {
     #[test]
     fn encodings() {
         let env: Env =
-            vec![(b"REQUEST_METHOD".to_vec(), b"GET".to_vec()), (b"CONTENT_LENGTH".to_vec(), b"5".to_vec())];
+            [(b"REQUEST_METHOD".to_vec(), b"GET".to_vec()), (b"CONTENT_LENGTH".to_vec(), b"5".to_vec())]
+                .into_iter()
+                .collect();
         let h = scgi_header(&env);
         assert_eq!(h, b"43:CONTENT_LENGTH\x005\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00,".to_vec());
         let p = uwsgi_packet(&env).expect("packet");
@@ -221,7 +223,7 @@ mod tests {
         assert_eq!(&p[4..6], &[14, 0]);
         assert_eq!(&p[6..20], b"REQUEST_METHOD");
         assert_eq!(&p[20..22], &[3, 0]);
-        let big: Env = vec![(b"X".to_vec(), vec![b'a'; 70000])];
+        let big: Env = [(b"X".to_vec(), vec![b'a'; 70000])].into_iter().collect();
         assert!(uwsgi_packet(&big).is_err());
     }
 }

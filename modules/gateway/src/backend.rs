@@ -172,6 +172,9 @@ impl<P: Protocol> Drop for Exchange<P> {
 const READ_CHUNK: usize = 64 * 1024;
 const READY_IN: u8 = 1;
 const READY_OUT: u8 = 2;
+/// The backend closed or failed: read to the end (a short read no longer means drained, the
+/// EOF may already be queued behind the data and raises no new edge).
+const READY_HUP: u8 = 4;
 
 thread_local! {
     /// The worker's buffer for socket and body reads (allocated once, not per request).
@@ -302,6 +305,9 @@ impl<P: Protocol> Exchange<P> {
                 let mut f = flags.get();
                 if ev.readable() || ev.hup() || ev.error() {
                     f |= READY_IN;
+                }
+                if ev.hup() || ev.error() {
+                    f |= READY_HUP;
                 }
                 if ev.writable() {
                     f |= READY_OUT;
@@ -600,7 +606,7 @@ impl<P: Protocol> Exchange<P> {
                     0
                 }
                 Some(Ok(n)) => {
-                    if n < buf.len() {
+                    if n < buf.len() && self.ready.get() & READY_HUP == 0 {
                         // A short read drained the socket: the next byte raises a new edge.
                         // This saves the read(2) that would only say EAGAIN.
                         self.ready.set(self.ready.get() & !READY_IN);

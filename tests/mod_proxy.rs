@@ -547,3 +547,104 @@ fn websocket_echo_through_upgrade() {
     let _ = ws.kill();
     let _ = ws.wait();
 }
+
+/// `path` through the proxy with a given Host: the backend's name.
+fn name_for(port: u16, host: &str, path: &str) -> String {
+    let r = request(port, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+    assert_eq!(r.status, 200);
+    echo_values(&r, "name").first().cloned().unwrap_or_default()
+}
+
+#[test]
+fn hash_balancing_keeps_a_url_on_one_host_and_spreads_urls() {
+    let b1 = Backend::start("one");
+    let b2 = Backend::start("two");
+    let s = Server::start(&proxy_conf(&two_hosts(b1.port, b2.port, "hash")));
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..24 {
+        let path = format!("/page/{i}");
+        let first = name_for(s.port, "site.test", &path);
+        // The same path and authority always land on the same host.
+        for _ in 0..3 {
+            assert_eq!(name_for(s.port, "site.test", &path), first, "{path}");
+        }
+        seen.insert(first);
+    }
+    assert_eq!(seen.len(), 2, "24 different URLs use both hosts: {seen:?}");
+    // The authority is part of the key: some path moves when only the host differs.
+    let moved = (0..24).any(|i| {
+        let p = format!("/page/{i}");
+        name_for(s.port, "site.test", &p) != name_for(s.port, "other.test", &p)
+    });
+    assert!(moved, "the hash includes the authority");
+    // A disabled host's URLs go to the other one.
+    drop(b2);
+    for i in 0..6 {
+        assert_eq!(name_for(s.port, "site.test", &format!("/page/{i}")), "one");
+    }
+}
+
+/// Read a response head (up to the blank line) from a raw socket.
+fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn connect_tunnels_to_the_backend_when_enabled() {
+    let back = Server::start(&format!("{BASE}\nserver.modules = ( \"mod_staticfile\" )\n"));
+    std::fs::write(back.docroot().join("t.txt"), "through the tunnel\n").expect("write");
+    let s = Server::start(&proxy_conf(&format!(
+        "$HTTP[\"host\"] == \"tunnel.test\" {{\n{}\nproxy.header = ( \"connect\" => \"enable\" )\n}}\n\
+         else $HTTP[\"host\"] == \"plain.test\" {{\n{}\n}}",
+        one_host(back.port),
+        one_host(back.port)
+    )));
+
+    // A raw CONNECT: 200 without framing headers, then bytes both ways.
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.write_all(b"CONNECT tunnel.test:443 HTTP/1.1\r\nHost: tunnel.test:443\r\n\r\n").expect("send");
+    let head = read_head(&mut c);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(!lower.contains("content-length") && !lower.contains("transfer-encoding"), "{head}");
+    c.write_all(b"GET /t.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    let inner = String::from_utf8_lossy(&rest);
+    assert!(inner.starts_with("HTTP/1.1 200 OK"), "{inner}");
+    assert!(inner.ends_with("through the tunnel\n"), "{inner}");
+
+    // curl as a real proxy client (--proxytunnel sends CONNECT).
+    let (code, out, err) = curl(&[
+        "-s",
+        "-p",
+        "-x",
+        &format!("http://127.0.0.1:{}", s.port),
+        // The authority selects the config block; the tunnel goes to its proxy.server.
+        "http://tunnel.test:443/t.txt",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "through the tunnel\n"), "{err}");
+
+    // Where "connect" is not enabled, or for a host without any proxy, CONNECT is not allowed.
+    for host in ["plain.test:443", "elsewhere.test:443"] {
+        let r = request(s.port, &format!("CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_eq!(r.status, 405, "{host}: {}", r.head);
+    }
+    // Authority-form is required: no path, a port, no userinfo.
+    for target in ["/x", "tunnel.test", "user@tunnel.test:443"] {
+        let r = request(s.port, &format!("CONNECT {target} HTTP/1.1\r\nHost: tunnel.test\r\n\r\n"));
+        assert_eq!(r.status, 400, "{target}");
+    }
+    // The server is still fine.
+    let r = request(s.port, "GET /t.txt HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+}

@@ -33,6 +33,16 @@ pub fn prepare(req: &mut Request, opts: &UrlOpts) -> Result<(), u16> {
         req.phase = Phase::Respond;
         return Ok(());
     }
+    if req.head.method == b"CONNECT" {
+        // Authority-form: no path. Only a module that claims it in uri_clean (mod_proxy with
+        // "connect" enabled) serves it; conditions on the host still apply.
+        req.path.clear();
+        req.query = None;
+        req.evaluate();
+        req.phase = Phase::UriRaw;
+        req.chain_pos = 0;
+        return Ok(());
+    }
     let (raw_path, query) = split_target(&req.head.target);
     let query = query.map(|q| q.to_vec());
     let mut path = std::mem::take(&mut req.path);
@@ -194,6 +204,16 @@ fn after(req: &mut Request, phase: Phase) -> Phase {
     match phase {
         Phase::UriRaw => Phase::UriClean,
         Phase::UriClean => {
+            if req.head.method == b"CONNECT" {
+                if req.handler.is_some() {
+                    return Phase::Subrequest;
+                }
+                // Nothing tunnels: the method is not allowed here (lighttpd answers 405 too).
+                req.status = 405;
+                req.resp_headers.set(b"Allow", b"OPTIONS, GET, HEAD, POST");
+                req.body_finished = true;
+                return Phase::Respond;
+            }
             if req.handler.is_some() {
                 // Claimed early (a backend with check-local disabled): it still gets the
                 // paths for its environment, but no file checks.

@@ -194,6 +194,12 @@ impl Request {
     }
 
     /// Evaluate the conditions and pick the core settings for this request.
+    /// Whether the response turns the connection into a raw tunnel: 101 Switching Protocols,
+    /// or a 2xx answer to CONNECT.
+    pub fn is_tunnel(&self) -> bool {
+        self.status == 101 || (self.head.method == b"CONNECT" && (200..300).contains(&self.status))
+    }
+
     pub fn evaluate(&mut self) {
         let facts = Facts { req: self };
         let eval = Evaluation::evaluate(&self.loaded.cfg, &facts);

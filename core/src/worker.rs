@@ -836,7 +836,7 @@ impl Worker {
                             let can_start = req.head_sent
                                 || (req.phase == crate::request::Phase::Subrequest
                                     && req.status != 0
-                                    && (!req.body.is_empty() || req.body_finished || req.status == 101));
+                                    && (!req.body.is_empty() || req.body_finished || req.is_tunnel()));
                             if can_start {
                                 self.begin_response(idx);
                                 self.conns[idx].state = State::Write;
@@ -1091,9 +1091,10 @@ impl Worker {
         }
         handle::finalize(req);
         let head_only = req.head.method == b"HEAD";
-        // 101: the connection becomes a raw tunnel between the client and the handler (the
-        // handler reads the client's bytes as request body and writes raw response body).
-        let tunnel = req.status == 101;
+        // 101, or a 2xx to CONNECT: the connection becomes a raw tunnel between the client and
+        // the handler (the handler reads the client's bytes as request body and writes raw
+        // response body). A 2xx to CONNECT carries no Content-Length or Transfer-Encoding.
+        let tunnel = req.is_tunnel();
         let no_body = !tunnel && crate::http::status_has_no_body(req.status);
         let max_req = req.core().max_keep_alive_requests;
         let mut keep = c.keep_alive

@@ -119,6 +119,18 @@ pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
     if te_seen && head.minor == 0 {
         return Parsed::Error(400);
     }
+    if head.method == b"CONNECT" {
+        // Authority-form (RFC 9112 3.2.3): "host:port", port required; it is the request's
+        // host. A CONNECT has no content before the tunnel opens.
+        let t = std::mem::take(&mut head.target);
+        let ok = !t.starts_with(b"/") && !t.contains(&b'@') && set_host(head, &t) && head.host_port.is_some();
+        head.target = t;
+        if !ok || te_seen || head.content_length.is_some_and(|n| n > 0) {
+            return Parsed::Error(400);
+        }
+        head.content_length = None;
+        return finish(head, n, true, keep_alive, close);
+    }
     // Absolute-form target: the authority wins over the Host header (RFC 9112 3.2.2).
     if head.target.len() > 7 && !head.target.starts_with(b"/") {
         let t = std::mem::take(&mut head.target);
@@ -150,7 +162,10 @@ fn finish(head: &mut Head, n: usize, host_seen: bool, keep_alive: bool, close: b
         return Parsed::Error(400);
     }
     head.close = close || (head.minor == 0 && !keep_alive);
-    if head.target.first() != Some(&b'/') && !(head.target == b"*" && head.method == b"OPTIONS") {
+    if head.target.first() != Some(&b'/')
+        && !(head.target == b"*" && head.method == b"OPTIONS")
+        && head.method != b"CONNECT"
+    {
         return Parsed::Error(400);
     }
     Parsed::Complete(n)

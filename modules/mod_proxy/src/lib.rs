@@ -170,11 +170,6 @@ impl Module for Proxy {
                  sent to the backend as plain HTTP requests"
             );
         }
-        if h(|o| o.connect) {
-            log::warn!(
-                "proxy.header \"connect\": CONNECT requests are refused (400) before they reach mod_proxy"
-            );
-        }
         Ok(())
     }
 
@@ -185,8 +180,15 @@ impl Module for Proxy {
             return Handler::GoOn;
         }
         let conf = req.config();
+        let connect = req.method() == b"CONNECT";
+        if connect && !conf.header.connect {
+            // Not ours to tunnel here: the core answers 405.
+            return Handler::GoOn;
+        }
         let Some(mounts) = conf.gw.mounts.as_ref() else { return Handler::GoOn };
-        let Some(mount) = mounts.find(req.path(), &[]).cloned() else { return Handler::GoOn };
+        // A CONNECT has no path: the mount for "/" (or "") takes it.
+        let path: &[u8] = if connect { b"/" } else { req.path() };
+        let Some(mount) = mounts.find(path, &[]).cloned() else { return Handler::GoOn };
         // The backend decides what exists: no local file is needed (lighttpd claims here too).
         if !req.claim() {
             return Handler::GoOn;
@@ -276,6 +278,9 @@ pub struct Exchange {
     /// Body bytes sent so far, kept while a resend may be needed.
     replay: Option<Vec<u8>>,
     upgrade: Option<Vec<u8>>,
+    /// A CONNECT tunnelled to the backend (`proxy.header "connect"`): no request is sent; once
+    /// connected the client gets 200 and the bytes flow both ways.
+    connect: bool,
     http10: bool,
     head_request: bool,
     /// Host header sent and the client's, for mapping response headers back.
@@ -355,6 +360,7 @@ impl Exchange {
             body_chunked,
             replay: None,
             upgrade,
+            connect: conf.header.connect && req.method() == b"CONNECT",
             http10,
             head_request: req.method() == b"HEAD",
             sent_host: String::new(),
@@ -436,6 +442,7 @@ impl Exchange {
     fn start(&mut self, req: &mut Request<Proxy>) -> Result<(), Outcome> {
         let reusable = !self.http10
             && self.upgrade.is_none()
+            && !self.connect
             && !self.body_chunked
             && req.content_length().unwrap_or(0) <= REPLAY_LIMIT;
         loop {
@@ -472,7 +479,7 @@ impl Exchange {
         sock: Socket,
         reused: bool,
     ) -> Result<(), Outcome> {
-        self.out = self.request_head(req, host);
+        self.out = if self.connect { Vec::new() } else { self.request_head(req, host) };
         self.out_pos = 0;
         if let Some(r) = &self.replay {
             // A resend: the body read so far goes again.
@@ -621,7 +628,8 @@ impl Exchange {
             && self.out_pos >= self.out.len()
             && self.inbuf.is_empty()
             && !self.http10
-            && self.upgrade.is_none();
+            && self.upgrade.is_none()
+            && !self.connect;
         self.reg = None;
         let sock = self.sock.take();
         if let (true, Some(s), Some(h)) = (reusable, sock, self.host()) {
@@ -653,6 +661,13 @@ impl Exchange {
                     }
                 }
             }
+        }
+        if self.connect && self.resp == Resp::Head {
+            // The tunnel is open: tell the client, then relay.
+            req.set_status(200);
+            self.started = true;
+            self.body = Body::Done;
+            self.resp = Resp::Tunnel;
         }
         if let Err(e) = self.send(req) {
             // The backend stopped reading; what it answered (if anything) is read below.

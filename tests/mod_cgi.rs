@@ -276,7 +276,7 @@ cgi.x-sendfile-docroot = ( "@DIR@/files" )"#,
     let r = s.get("/cgi/sendfile.py?/etc/passwd");
     assert_eq!(r.status, 403);
     assert!(!r.text().contains("root:"));
-    s.wait_log("X-Sendfile \"/etc/passwd\" refused: /etc/passwd is not under cgi.x-sendfile-docroot");
+    s.wait_log("X-Sendfile \"/etc/passwd\" refused: /etc/passwd is outside cgi.x-sendfile-docroot");
     let r = s.get(&format!("/cgi/sendfile.py?{}/../featherd.conf", files.display()));
     assert_eq!(r.status, 403);
     let r = s.get(&format!("/cgi/sendfile.py?{}/missing.txt", files.display()));
@@ -288,12 +288,17 @@ cgi.x-sendfile-docroot = ( "@DIR@/files" )"#,
 }
 
 #[test]
-fn x_sendfile_without_docroots_refuses() {
+fn x_sendfile_without_docroots_is_limited_to_the_document_root() {
+    // lighttpd would send any file; featherd allows the document root only (as FastCGI/SCGI).
     let s = start(r#"cgi.x-sendfile = "enable""#);
     let target = s.docroot().join("cgi/env.py");
     let r = s.get(&format!("/cgi/sendfile.py?{}", target.display()));
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.body, std::fs::read(&target).expect("script"));
+    let r = s.get("/cgi/sendfile.py?/etc/passwd");
     assert_eq!(r.status, 403);
-    s.wait_log("cgi.x-sendfile-docroot is not set");
+    assert!(!r.text().contains("root:"));
+    s.wait_log("/etc/passwd is outside cgi.x-sendfile-docroot (or the document root when it is not set)");
 }
 
 #[test]

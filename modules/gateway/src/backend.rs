@@ -755,51 +755,11 @@ impl<P: Protocol> Exchange<P> {
     /// X-Sendfile: answer with that file instead of the backend's body.
     fn send_file<M: Module>(&mut self, req: &mut Request<M>, host: &Host, path: &[u8]) -> Outcome {
         let c = &host.config;
-        let text = String::from_utf8_lossy(path).into_owned();
-        let refuse = |req: &mut Request<M>, status: u16, why: &str| {
-            log::error!("{}: X-Sendfile {text}: {why}", c.name);
-            req.remove_response_header("Content-Type");
-            req.set_status(status);
-            Outcome::Done
-        };
-        let Ok(real) = std::fs::canonicalize(&text) else {
-            return refuse(req, 404, "not found");
-        };
-        // lighttpd lets a backend send any file when x-sendfile-docroot is empty; featherd
-        // then allows only the request's document root, so a confused or compromised backend
-        // cannot make the server read /etc/shadow for a client.
-        let docroot = String::from_utf8_lossy(req.docroot()).into_owned();
-        let allowed: Vec<&str> = if c.x_sendfile_docroot.is_empty() {
-            vec![docroot.as_str()]
-        } else {
-            c.x_sendfile_docroot.iter().map(String::as_str).collect()
-        };
-        if !allowed
-            .iter()
-            .any(|d| !d.is_empty() && std::fs::canonicalize(d).is_ok_and(|d| real.starts_with(&d)))
-        {
-            return refuse(req, 403, "outside x-sendfile-docroot");
-        }
-        let file = match std::fs::File::open(&real) {
-            Ok(f) => f,
-            Err(_) => return refuse(req, 403, "cannot open"),
-        };
-        let len = match file.metadata() {
-            Ok(m) if m.is_file() => m.len(),
-            _ => return refuse(req, 403, "not a regular file"),
-        };
-        if req.response_header("Content-Type").is_none() {
-            let ct = req.mimetype_for(real.as_os_str().as_encoded_bytes()).to_vec();
-            if !ct.is_empty() {
-                req.set_response_header("Content-Type", ct);
-            }
-        }
-        req.set_content_length(len);
-        if req.method() != b"HEAD" && len > 0 {
-            req.append_file(file, 0, len);
-        }
         self.complete = true;
-        Outcome::Done
+        match crate::xsendfile::answer(req, path, &c.x_sendfile_docroot, &c.name, "x-sendfile-docroot") {
+            Ok(()) => Outcome::Done,
+            Err(()) => Outcome::Cut,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! instead of the backend's body. The path is checked here against the directories the
 //! configuration allows, the same way for every gateway (CGI, FastCGI, SCGI, proxy).
 
+use featherd_mod_api::{Module, Request};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -89,8 +90,7 @@ fn under(path: &Path, dir: &Path) -> bool {
 }
 
 /// Resolve the header value `value` to a file that may be sent: decoded, simplified, and,
-/// after symlinks are resolved, inside one of `docroots`. An empty `docroots` allows nothing
-/// (lighttpd would allow any file).
+/// after symlinks are resolved, inside one of `docroots`. An empty `docroots` allows nothing.
 pub fn resolve(value: &[u8], docroots: &[String]) -> Result<PathBuf, Refused> {
     let decoded = url_decode(value).ok_or(Refused::BadEncoding)?;
     if decoded.first() != Some(&b'/') {
@@ -117,6 +117,76 @@ pub fn resolve(value: &[u8], docroots: &[String]) -> Result<PathBuf, Refused> {
         return Err(Refused::OutsideDocroot(real));
     }
     Ok(path)
+}
+
+/// Answer `req` with the file a backend named in an X-Sendfile header: checked with
+/// [`resolve`] against `allowed` (the configured `*.x-sendfile-docroot`; when that is empty,
+/// the request's document root — lighttpd would allow any file), opened, typed and queued.
+/// A refusal is logged (`who` names the backend, `key` the setting) and answered with its
+/// status. Err only when the file could not be queued (the request then fails).
+pub fn answer<M: Module>(
+    req: &mut Request<M>,
+    value: &[u8],
+    allowed: &[String],
+    who: &str,
+    key: &str,
+) -> Result<(), ()> {
+    let shown = String::from_utf8_lossy(value).into_owned();
+    let refuse = |req: &mut Request<M>, status: u16, why: String| {
+        log::error!("{who}: X-Sendfile {shown:?} refused: {why}");
+        req.remove_response_header("Content-Type");
+        req.set_status(status);
+        Ok(())
+    };
+    let docroot;
+    let allowed = if allowed.is_empty() {
+        docroot = [String::from_utf8_lossy(req.docroot()).into_owned()];
+        if docroot[0].is_empty() {
+            &[][..]
+        } else {
+            &docroot[..]
+        }
+    } else {
+        allowed
+    };
+    let path = match resolve(value, allowed) {
+        Ok(p) => p,
+        Err(r) => {
+            let why = match &r {
+                Refused::BadEncoding => "bad %-encoding or not UTF-8".to_string(),
+                Refused::NotAbsolute => "not an absolute path".to_string(),
+                Refused::NoDocroot => format!("{key} is not set and there is no document root"),
+                Refused::OutsideDocroot(p) => {
+                    format!("{} is outside {key} (or the document root when it is not set)", p.display())
+                }
+                Refused::NotFound(p) => format!("{} does not exist", p.display()),
+                Refused::Forbidden(p) => format!("{} cannot be read", p.display()),
+            };
+            return refuse(req, r.status(), why);
+        }
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            let st = if e.kind() == std::io::ErrorKind::NotFound { 404 } else { 403 };
+            return refuse(req, st, format!("{}: {e}", path.display()));
+        }
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return refuse(req, 403, format!("{} is not a regular file", path.display())),
+    };
+    if req.response_header("Content-Type").is_none() {
+        let ct = req.mimetype_for(path.as_os_str().as_bytes()).to_vec();
+        if !ct.is_empty() {
+            req.set_response_header("Content-Type", ct);
+        }
+    }
+    req.set_content_length(len);
+    if req.method() != b"HEAD" && len > 0 && !req.append_file(file, 0, len) {
+        return Err(());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

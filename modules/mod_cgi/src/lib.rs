@@ -517,53 +517,10 @@ impl Cgi {
     }
 
     fn send_file(req: &mut Request<Self>, job: &Job, target: &[u8], docroots: &[String]) -> Handler {
-        let shown = String::from_utf8_lossy(target).into_owned();
-        let refuse = |req: &mut Request<Self>, status: u16, why: String| {
-            log::error!("{}: X-Sendfile {shown:?} refused: {why}", job.script);
-            req.remove_response_header("Content-Type");
-            req.set_status(status);
-            Handler::Finished
-        };
-        let path = match xsendfile::resolve(target, docroots) {
-            Ok(p) => p,
-            Err(r) => {
-                let why = match &r {
-                    xsendfile::Refused::BadEncoding => "bad %-encoding or not UTF-8".to_string(),
-                    xsendfile::Refused::NotAbsolute => "not an absolute path".to_string(),
-                    xsendfile::Refused::NoDocroot => {
-                        "cgi.x-sendfile-docroot is not set (no directory is allowed)".to_string()
-                    }
-                    xsendfile::Refused::OutsideDocroot(p) => {
-                        format!("{} is not under cgi.x-sendfile-docroot", p.display())
-                    }
-                    xsendfile::Refused::NotFound(p) => format!("{} does not exist", p.display()),
-                    xsendfile::Refused::Forbidden(p) => format!("{} cannot be read", p.display()),
-                };
-                return refuse(req, r.status(), why);
-            }
-        };
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let st = if e.kind() == ErrorKind::NotFound { 404 } else { 403 };
-                return refuse(req, st, format!("{}: {e}", path.display()));
-            }
-        };
-        let len = match file.metadata() {
-            Ok(m) if m.is_file() => m.len(),
-            _ => return refuse(req, 403, format!("{} is not a regular file", path.display())),
-        };
-        if req.response_header("Content-Type").is_none() {
-            let ct = req.mimetype_for(path.as_os_str().as_bytes()).to_vec();
-            if !ct.is_empty() {
-                req.set_response_header("Content-Type", ct);
-            }
+        match xsendfile::answer(req, target, docroots, &job.script, "cgi.x-sendfile-docroot") {
+            Ok(()) => Handler::Finished,
+            Err(()) => Handler::Error,
         }
-        req.set_content_length(len);
-        if !req.append_file(file, 0, len) {
-            return Handler::Error;
-        }
-        Handler::Finished
     }
 }
 

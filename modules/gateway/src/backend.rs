@@ -757,8 +757,8 @@ impl<P: Protocol> Exchange<P> {
         let c = &host.config;
         self.complete = true;
         match crate::xsendfile::answer(req, path, &c.x_sendfile_docroot, &c.name, "x-sendfile-docroot") {
-            Ok(()) => Outcome::Done,
-            Err(()) => Outcome::Cut,
+            true => Outcome::Done,
+            false => Outcome::Cut,
         }
     }
 }

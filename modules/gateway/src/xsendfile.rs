@@ -123,20 +123,20 @@ pub fn resolve(value: &[u8], docroots: &[String]) -> Result<PathBuf, Refused> {
 /// [`resolve`] against `allowed` (the configured `*.x-sendfile-docroot`; when that is empty,
 /// the request's document root — lighttpd would allow any file), opened, typed and queued.
 /// A refusal is logged (`who` names the backend, `key` the setting) and answered with its
-/// status. Err only when the file could not be queued (the request then fails).
+/// status. False only when the file could not be queued (the request then fails).
 pub fn answer<M: Module>(
     req: &mut Request<M>,
     value: &[u8],
     allowed: &[String],
     who: &str,
     key: &str,
-) -> Result<(), ()> {
+) -> bool {
     let shown = String::from_utf8_lossy(value).into_owned();
     let refuse = |req: &mut Request<M>, status: u16, why: String| {
         log::error!("{who}: X-Sendfile {shown:?} refused: {why}");
         req.remove_response_header("Content-Type");
         req.set_status(status);
-        Ok(())
+        true
     };
     let docroot;
     let allowed = if allowed.is_empty() {
@@ -183,10 +183,7 @@ pub fn answer<M: Module>(
         }
     }
     req.set_content_length(len);
-    if req.method() != b"HEAD" && len > 0 && !req.append_file(file, 0, len) {
-        return Err(());
-    }
-    Ok(())
+    req.method() == b"HEAD" || len == 0 || req.append_file(file, 0, len)
 }
 
 #[cfg(test)]

@@ -518,8 +518,8 @@ impl Cgi {
 
     fn send_file(req: &mut Request<Self>, job: &Job, target: &[u8], docroots: &[String]) -> Handler {
         match xsendfile::answer(req, target, docroots, &job.script, "cgi.x-sendfile-docroot") {
-            Ok(()) => Handler::Finished,
-            Err(()) => Handler::Error,
+            true => Handler::Finished,
+            false => Handler::Error,
         }
     }
 }

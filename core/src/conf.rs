@@ -88,7 +88,6 @@ pub const CORE_KEYS: &[KeyDef] = &[
 pub const IGNORED_KEYS: &[&str] = &[
     "server.event-handler",
     "server.network-backend",
-    "server.stat-cache-engine",
     "server.stat-cache-engine-ttl",
     "server.defer-accept",
     "server.core-files",
@@ -118,6 +117,9 @@ pub struct ServerConf {
     pub compat_module_load: bool,
     pub graceful_shutdown_timeout: u64,
     pub url: crate::http::url::UrlOpts,
+    /// `server.stat-cache-engine`: "simple" (default; also "inotify"/"fam") keeps a path's
+    /// stat for the rest of the current second; "disable" stats every time.
+    pub stat_cache: bool,
 }
 
 impl Default for ServerConf {
@@ -138,6 +140,7 @@ impl Default for ServerConf {
             max_request_field_size: 8192,
             upload_dirs: vec!["/var/tmp".into()],
             systemd_socket_activation: false,
+            stat_cache: true,
             compat_module_load: true,
             graceful_shutdown_timeout: 8,
             url: Default::default(),
@@ -178,6 +181,13 @@ impl ServerConf {
                 "server.username" => s.username = v.as_str().filter(|x| !x.is_empty()).map(str::to_owned),
                 "server.groupname" => s.groupname = v.as_str().filter(|x| !x.is_empty()).map(str::to_owned),
                 "server.chroot" => s.chroot = v.as_str().filter(|x| !x.is_empty()).map(str::to_owned),
+                "server.stat-cache-engine" => {
+                    s.stat_cache = match v.as_str() {
+                        Some("simple" | "inotify" | "fam") => true,
+                        Some("disable" | "none") => false,
+                        _ => return Err(bad("\"simple\" or \"disable\"")),
+                    }
+                }
                 "server.max-fds" => s.max_fds = v.as_int().and_then(|n| u64::try_from(n).ok()),
                 "server.max-connections" => {
                     s.max_connections = v.as_int().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)

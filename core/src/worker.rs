@@ -257,7 +257,46 @@ pub fn timer_cancel(handle: i64) -> i32 {
 }
 
 /// stat(2) a physical path.
+/// The worker's stat cache (lighttpd's "simple" engine): what a path's stat found, valid for
+/// the rest of the current second. Misses are not kept (a file created now is seen now).
+struct StatCache {
+    enabled: bool,
+    second: u64,
+    entries: std::collections::HashMap<Vec<u8>, FileInfo>,
+}
+
+thread_local! {
+    static STAT_CACHE: RefCell<StatCache> = RefCell::new(StatCache {
+        enabled: false,
+        second: 0,
+        entries: std::collections::HashMap::new(),
+    });
+}
+
+/// stat `p`, through the worker's stat cache when enabled.
 pub fn stat_path(p: &[u8]) -> FileState {
+    STAT_CACHE.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return stat_now(p) };
+        if !c.enabled {
+            return stat_now(p);
+        }
+        let now = now_secs();
+        if c.second != now {
+            c.second = now;
+            c.entries.clear();
+        }
+        if let Some(fi) = c.entries.get(p) {
+            return FileState::Found(*fi);
+        }
+        let st = stat_now(p);
+        if let FileState::Found(fi) = st {
+            c.entries.insert(p.to_vec(), fi);
+        }
+        st
+    })
+}
+
+fn stat_now(p: &[u8]) -> FileState {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(std::ffi::OsStr::from_bytes(p)) {
@@ -349,6 +388,8 @@ impl Worker {
     }
 
     pub fn run(mut self) {
+        let stat_cache = self.loaded.server.stat_cache;
+        STAT_CACHE.with(|c| c.borrow_mut().enabled = stat_cache);
         let registry = match self.poll.registry().try_clone() {
             Ok(r) => r,
             Err(e) => {

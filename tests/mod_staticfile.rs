@@ -65,7 +65,9 @@ fn read_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> usize {
 
 #[test]
 fn serves_exact_body_with_length_type_and_validators() {
-    let s = Server::start(&conf(""));
+    // Files are rewritten and fetched again within a second: without the stat cache each
+    // request sees the file as it is now.
+    let s = Server::start(&conf("server.stat-cache-engine = \"disable\""));
     put(&s, "hello.txt", "hello world\n");
     let r = s.get("/hello.txt");
     assert_eq!(r.status, 200, "{}", r.head);
@@ -379,6 +381,7 @@ fn excluded_extensions_are_not_served() {
 fn etag_settings_choose_what_the_tag_depends_on() {
     let s = Server::start(&conf(
         r#"
+server.stat-cache-engine = "disable"
 $HTTP["url"] =^ "/noinode/" { etag.use-inode = "disable" }
 $HTTP["url"] =^ "/nomtime/" { etag.use-mtime = "disable" }
 $HTTP["url"] =^ "/sizeonly/" { etag.use-inode = "disable"  etag.use-mtime = "disable" }
@@ -533,5 +536,35 @@ fn traversal_attempts_never_leave_the_document_root() {
         assert!(!out.contains("TOP-SECRET"), "[{opts}] curl: {out}");
         // Dot-segments inside the docroot still resolve.
         assert_eq!(s.get("/sub/../sub/./page.txt").text(), "page\n");
+    }
+}
+
+#[test]
+fn file_cache_never_mixes_versions_of_a_replaced_file() {
+    // With the stat and file cache on (the default), a file replaced under load may be served
+    // as the old or the new version for up to a second, but every response is one whole
+    // version with its own length and validators: never an old length with new bytes.
+    let s = Server::start(&conf(""));
+    let small: Vec<String> = (0..4).map(|i| format!("version {i} ").repeat(10 + i * 7)).collect();
+    let large: Vec<Vec<u8>> = (0..4).map(|i| vec![b'a' + i as u8; 40_000 + i * 5_000]).collect();
+    let dir = s.docroot();
+    for round in 0..40 {
+        let i = round % 4;
+        // Replace by rename (what deploy tools do), then fetch both files a few times.
+        for (name, data) in [("s.txt", small[i].as_bytes()), ("l.bin", large[i].as_slice())] {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, data).expect("write");
+            std::fs::rename(&tmp, dir.join(name)).expect("rename");
+        }
+        for _ in 0..3 {
+            let r = s.get("/s.txt");
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+            assert!(small.iter().any(|v| v.as_bytes() == r.body.as_slice()), "a whole version");
+            let r = s.get("/l.bin");
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+            assert!(large.contains(&r.body), "a whole version of the large file");
+        }
     }
 }

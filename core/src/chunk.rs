@@ -5,10 +5,19 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 pub enum Chunk {
-    Mem { buf: Vec<u8>, off: usize },
-    File { fd: OwnedFd, off: u64, len: u64 },
+    Mem {
+        buf: Vec<u8>,
+        off: usize,
+    },
+    /// A file range; the descriptor may be shared with the worker's file cache.
+    File {
+        fd: Arc<OwnedFd>,
+        off: u64,
+        len: u64,
+    },
 }
 
 impl Chunk {
@@ -81,6 +90,10 @@ impl ChunkQueue {
     }
 
     pub fn push_file(&mut self, fd: OwnedFd, off: u64, len: u64) {
+        self.push_shared_file(Arc::new(fd), off, len);
+    }
+
+    pub fn push_shared_file(&mut self, fd: Arc<OwnedFd>, off: u64, len: u64) {
         if len == 0 {
             return;
         }

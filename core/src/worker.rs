@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,9 @@ pub struct Listener {
     pub sock: ListenSock,
     /// The name `$SERVER["socket"]` compares with, e.g. "127.0.0.1:8080".
     pub name: Arc<str>,
+    /// The local address of accepted connections when the listener is bound to one address
+    /// (None for a wildcard address: ask each connection).
+    pub local: Option<String>,
 }
 
 enum Stream {
@@ -259,11 +262,22 @@ pub fn timer_cancel(handle: i64) -> i32 {
 /// stat(2) a physical path.
 /// The worker's stat cache (lighttpd's "simple" engine): what a path's stat found, valid for
 /// the rest of the current second. Misses are not kept (a file created now is seen now).
+/// Files that are sent keep their open descriptor (and, when small, their contents) in the
+/// entry for the same time, so a busy file costs one open per second, not one per request.
 struct StatCache {
     enabled: bool,
     second: u64,
-    entries: std::collections::HashMap<Vec<u8>, FileInfo>,
+    entries: std::collections::HashMap<Vec<u8>, StatEntry>,
 }
+
+struct StatEntry {
+    info: FileInfo,
+    fd: Option<Arc<OwnedFd>>,
+    data: Option<Arc<[u8]>>,
+}
+
+/// Files up to this size are kept in memory by the file cache (and sent with the head).
+const SMALL_FILE: u64 = 16 * 1024;
 
 thread_local! {
     static STAT_CACHE: RefCell<StatCache> = RefCell::new(StatCache {
@@ -285,14 +299,89 @@ pub fn stat_path(p: &[u8]) -> FileState {
             c.second = now;
             c.entries.clear();
         }
-        if let Some(fi) = c.entries.get(p) {
-            return FileState::Found(*fi);
+        if let Some(e) = c.entries.get(p) {
+            return FileState::Found(e.info);
         }
         let st = stat_now(p);
-        if let FileState::Found(fi) = st {
-            c.entries.insert(p.to_vec(), fi);
+        if let FileState::Found(info) = st {
+            c.entries.insert(p.to_vec(), StatEntry { info, fd: None, data: None });
         }
         st
+    })
+}
+
+/// What the file cache can send for a file.
+pub enum CachedFile {
+    /// The whole contents of a small file.
+    Data(Arc<[u8]>),
+    /// An open descriptor.
+    Fd(Arc<OwnedFd>),
+}
+
+/// The open file (or a small file's contents) at `p`, provided it is still the file `info`
+/// describes (same inode, size and modification time, checked on the open descriptor).
+pub fn cached_file(p: &[u8], info: &FileInfo) -> Option<CachedFile> {
+    let same = |a: &FileInfo| {
+        a.inode == info.inode
+            && a.size == info.size
+            && a.mtime == info.mtime
+            && a.mtime_nsec == info.mtime_nsec
+    };
+    let open = || -> Option<(OwnedFd, Option<Arc<[u8]>>)> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let f = std::fs::File::open(std::ffi::OsStr::from_bytes(p)).ok()?;
+        let m = f.metadata().ok()?;
+        let opened = FileInfo {
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            inode: m.ino(),
+            ..*info
+        };
+        if !m.is_file() || !same(&opened) {
+            return None;
+        }
+        let data = if info.size <= SMALL_FILE {
+            let mut buf = vec![0u8; info.size as usize];
+            use std::os::unix::fs::FileExt;
+            f.read_exact_at(&mut buf, 0).ok()?;
+            Some(Arc::from(buf))
+        } else {
+            None
+        };
+        Some((f.into(), data))
+    };
+    STAT_CACHE.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return None };
+        let cached = c.enabled && c.second == now_secs();
+        let entry = if cached { c.entries.get_mut(p).filter(|e| same(&e.info)) } else { None };
+        let Some(e) = entry else {
+            // Not cached: open for this request only.
+            let (fd, data) = open()?;
+            return Some(match data {
+                Some(d) => CachedFile::Data(d),
+                None => CachedFile::Fd(Arc::new(fd)),
+            });
+        };
+        if let Some(d) = &e.data {
+            return Some(CachedFile::Data(d.clone()));
+        }
+        if let Some(fd) = &e.fd {
+            return Some(CachedFile::Fd(fd.clone()));
+        }
+        let (fd, data) = open()?;
+        Some(match data {
+            Some(d) => {
+                e.data = Some(d.clone());
+                CachedFile::Data(d)
+            }
+            None => {
+                let fd = Arc::new(fd);
+                e.fd = Some(fd.clone());
+                CachedFile::Fd(fd)
+            }
+        })
     })
 }
 
@@ -545,10 +634,13 @@ impl Worker {
             let (stream, peer) = match &l.sock {
                 ListenSock::Tcp(s) => match s.accept() {
                     Ok((st, addr)) => {
-                        // Small responses leave in one writev; a head followed by a sendfile must
-                        // not wait for the client's delayed ACK (Nagle would hold it ~40 ms).
-                        let _ = st.set_nodelay(true);
-                        let local = st.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                        // TCP_NODELAY comes from the listening socket (Linux copies it to the
+                        // accepted one). The local address is the listener's unless it is a
+                        // wildcard: only then is getsockname needed.
+                        let local = match &l.local {
+                            Some(a) => a.clone(),
+                            None => st.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                        };
                         let ip = addr.ip().to_canonical();
                         (
                             Stream::Tcp(st),
@@ -660,7 +752,8 @@ impl Worker {
             // SAFETY: module hook with its data and a live ConnInfo.
             unsafe { hook(data, &mut *c.info as *mut ConnInfo as *mut fd_connection) };
         }
-        let _ = self.poll.registry().deregister(c.stream.source());
+        // No EPOLL_CTL_DEL: closing the socket (its only descriptor) removes it from the
+        // poller; a stray event for the slot at worst finds a socket with nothing to read.
         self.control.connections.fetch_sub(1, Ordering::Relaxed);
         drop(c);
         if self.accept_paused && self.listening {

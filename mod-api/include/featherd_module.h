@@ -61,7 +61,7 @@ typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t s
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 1
+#define FEATHERD_ABI_MINOR 2
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -321,6 +321,13 @@ typedef struct fd_host_api {
   int32_t (*request_set_path)(fd_request *req, struct fd_str path);
   // Response body bytes written to the client so far (headers excluded).
   uint64_t (*response_body_bytes_out)(fd_request *req);
+  // Queue `len` bytes from `offset` of the request's physical file as response body,
+  // from the worker's file cache (an open descriptor kept for about a second, small files'
+  // contents in memory): no open, fstat or close per request. The bytes are those of the
+  // file `request_file_info` describes; -1 when that cannot be promised (the file changed,
+  // vanished or cannot be read: open it yourself and use `response_append_file`).
+  // `len` 0 only checks that the file can be sent this way.
+  int32_t (*response_append_physical)(fd_request *req, uint64_t offset, uint64_t len);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

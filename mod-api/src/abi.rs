@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -478,6 +478,15 @@ pub struct HostApi {
     pub request_set_path: unsafe extern "C" fn(req: *mut fd_request, path: Str) -> i32,
     /// Response body bytes written to the client so far (headers excluded).
     pub response_body_bytes_out: unsafe extern "C" fn(req: *mut fd_request) -> u64,
+
+    // ---- ABI 1.2 ----
+    /// Queue `len` bytes from `offset` of the request's physical file as response body,
+    /// from the worker's file cache (an open descriptor kept for about a second, small files'
+    /// contents in memory): no open, fstat or close per request. The bytes are those of the
+    /// file `request_file_info` describes; -1 when that cannot be promised (the file changed,
+    /// vanished or cannot be read: open it yourself and use `response_append_file`).
+    /// `len` 0 only checks that the file can be sent this way.
+    pub response_append_physical: unsafe extern "C" fn(req: *mut fd_request, offset: u64, len: u64) -> i32,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

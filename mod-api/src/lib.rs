@@ -781,6 +781,16 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end) && unsafe { (host().request_set_path)(self.raw, s(path)) } == 0
     }
 
+    /// Queue `len` bytes from `offset` of the physical file (the one [`Request::file_info`]
+    /// describes) from the server's file cache: no open/fstat/close per request. False on a
+    /// server older than ABI 1.2, or when the file changed or cannot be read: then open it
+    /// and use [`Request::append_file`]. `len` 0 only checks that it would work.
+    pub fn append_physical(&mut self, offset: u64, len: u64) -> bool {
+        let end = core::mem::offset_of!(HostApi, response_append_physical) + core::mem::size_of::<usize>();
+        // SAFETY: the field exists (checked first); live request.
+        host_has(end) && unsafe { (host().response_append_physical)(self.raw, offset, len) } == 0
+    }
+
     /// Response body bytes written so far (None on a server older than ABI 1.1).
     pub fn body_bytes_out(&self) -> Option<u64> {
         let end = core::mem::offset_of!(HostApi, response_body_bytes_out) + core::mem::size_of::<usize>();

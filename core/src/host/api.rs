@@ -97,6 +97,7 @@ pub static HOST_API: HostApi = HostApi {
     request_handler,
     request_set_path,
     response_body_bytes_out,
+    response_append_physical,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -744,4 +745,27 @@ unsafe extern "C" fn request_set_path(r: *mut fd_request, path: Str) -> i32 {
 unsafe extern "C" fn response_body_bytes_out(r: *mut fd_request) -> u64 {
     // SAFETY: ABI rule on r.
     unsafe { req(r) }.map_or(0, |r| r.bytes_out.saturating_sub(r.head_len))
+}
+
+unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, len: u64) -> i32 {
+    // SAFETY: ABI rule on r.
+    let Some(r) = (unsafe { req(r) }) else { return -1 };
+    let FileState::Found(fi) = r.file else { return -1 };
+    match offset.checked_add(len) {
+        Some(end) if end <= fi.size && !r.body_finished && !r.physical.is_empty() => {}
+        _ => return -1,
+    }
+    // len 0 only checks that the file can be sent (and warms the cache).
+    match worker::cached_file(&r.physical, &fi) {
+        Some(_) if len == 0 => 0,
+        Some(worker::CachedFile::Data(data)) => {
+            r.body.push_mem(&data[offset as usize..(offset + len) as usize]);
+            0
+        }
+        Some(worker::CachedFile::Fd(fd)) => {
+            r.body.push_shared_file(fd, offset, len);
+            0
+        }
+        None => -1,
+    }
 }

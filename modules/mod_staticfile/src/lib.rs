@@ -122,27 +122,19 @@ impl Module for StaticFile {
 }
 
 fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method, path: &[u8]) -> Handler {
-    let file = match File::open(OsStr::from_bytes(path)) {
-        Ok(f) => f,
-        Err(e) => {
-            // The stat said "regular file" a moment ago: the file went away or is unreadable.
-            let status = if e.kind() == ErrorKind::NotFound { 404 } else { 403 };
-            log::debug!("open {} failed: {e}", String::from_utf8_lossy(path));
-            req.set_status(status);
-            return Handler::Finished;
+    // The server's file cache (ABI 1.2) sends the file its stat described, without an open,
+    // fstat and close per request; otherwise open the file here.
+    let cached = req.file_info().filter(|fi| fi.kind == FILE_KIND_REGULAR && req.append_physical(0, 0));
+    let (stamp, file) = match cached {
+        Some(fi) => {
+            (FileStamp { inode: fi.inode, size: fi.size, mtime: fi.mtime, mtime_nsec: fi.mtime_nsec }, None)
         }
+        None => match open(req, path) {
+            Ok(x) => x,
+            Err(h) => return h,
+        },
     };
-    // Headers describe what we opened, not what was stat'ed earlier: the file may have been
-    // replaced in between, and size and validators must match the bytes sent.
-    let meta = match file.metadata() {
-        Ok(m) if m.is_file() => m,
-        _ => {
-            req.set_status(403);
-            return Handler::Finished;
-        }
-    };
-    let size = meta.len();
-    let stamp = FileStamp { inode: meta.ino(), size, mtime: meta.mtime(), mtime_nsec: meta.mtime_nsec() };
+    let size = stamp.size;
 
     // An unknown content type makes lighttpd send application/octet-stream and drop the
     // validators, so that a type added to the config later is not hidden by client caches.
@@ -232,8 +224,37 @@ fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method,
     }
 }
 
-fn queue(req: &mut Request<StaticFile>, file: File, offset: u64, len: u64) -> Handler {
-    if req.append_file(file, offset, len) {
+/// Open the file and describe what was opened (the file may have been replaced since the
+/// stat: size and validators must match the bytes sent).
+fn open(req: &mut Request<StaticFile>, path: &[u8]) -> Result<(FileStamp, Option<File>), Handler> {
+    let file = match File::open(OsStr::from_bytes(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            // The stat said "regular file" a moment ago: the file went away or is unreadable.
+            let status = if e.kind() == ErrorKind::NotFound { 404 } else { 403 };
+            log::debug!("open {} failed: {e}", String::from_utf8_lossy(path));
+            req.set_status(status);
+            return Err(Handler::Finished);
+        }
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok((
+            FileStamp { inode: m.ino(), size: m.len(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec() },
+            Some(file),
+        )),
+        _ => {
+            req.set_status(403);
+            Err(Handler::Finished)
+        }
+    }
+}
+
+fn queue(req: &mut Request<StaticFile>, file: Option<File>, offset: u64, len: u64) -> Handler {
+    let queued = match file {
+        Some(f) => req.append_file(f, offset, len),
+        None => req.append_physical(offset, len),
+    };
+    if queued {
         Handler::Finished
     } else {
         log::error!("could not queue the file as response body");

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,6 +234,34 @@ pub fn fd_unregister(handle: i64) -> i32 {
         let _ = w.registry.deregister(&mut SourceFd(&r.fd));
         0
     })
+}
+
+/// Forget registration `handle` and close `fd` (the host owns it now). The close removes the
+/// descriptor from the poller, so no EPOLL_CTL_DEL is made.
+pub fn fd_close(handle: i64, fd: RawFd) -> i32 {
+    let (key, gen) = fd_key(handle);
+    let r = WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        match w.fds.get(key) {
+            Some(r) if r.gen == gen && r.fd == fd => {
+                w.fds.remove(key);
+                0
+            }
+            Some(r) if r.gen == gen => {
+                // Another descriptor than the one registered: unregister the right one.
+                let r = w.fds.remove(key);
+                let _ = w.registry.deregister(&mut SourceFd(&r.fd));
+                0
+            }
+            _ => -2,
+        }
+    });
+    if fd >= 0 {
+        // SAFETY: the ABI hands `fd` to the host; it is closed exactly once, here.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    r
 }
 
 pub fn timer_add(data: DataPtr, ms: u64, cb: fd_event_fn, ctx: *mut c_void) -> i64 {

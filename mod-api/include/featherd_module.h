@@ -328,6 +328,10 @@ typedef struct fd_host_api {
   // vanished or cannot be read: open it yourself and use `response_append_file`).
   // `len` 0 only checks that the file can be sent this way.
   int32_t (*response_append_physical)(fd_request *req, uint64_t offset, uint64_t len);
+  // Unregister `handle` and close `fd`, the descriptor it watches, in one step: closing
+  // removes it from the poller, so no separate unregistration call is made. The host takes
+  // `fd` in every case. Returns -2 for an unknown handle (the fd is closed all the same).
+  int32_t (*fd_close)(int64_t handle, int32_t fd);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -487,6 +487,10 @@ pub struct HostApi {
     /// vanished or cannot be read: open it yourself and use `response_append_file`).
     /// `len` 0 only checks that the file can be sent this way.
     pub response_append_physical: unsafe extern "C" fn(req: *mut fd_request, offset: u64, len: u64) -> i32,
+    /// Unregister `handle` and close `fd`, the descriptor it watches, in one step: closing
+    /// removes it from the poller, so no separate unregistration call is made. The host takes
+    /// `fd` in every case. Returns -2 for an unknown handle (the fd is closed all the same).
+    pub fd_close: unsafe extern "C" fn(handle: i64, fd: i32) -> i32,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

@@ -98,6 +98,7 @@ pub static HOST_API: HostApi = HostApi {
     request_set_path,
     response_body_bytes_out,
     response_append_physical,
+    fd_close,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -768,4 +769,8 @@ unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, l
         }
         None => -1,
     }
+}
+
+unsafe extern "C" fn fd_close(handle: i64, fd: i32) -> i32 {
+    worker::fd_close(handle, fd)
 }

@@ -164,8 +164,7 @@ pub struct Exchange<P: Protocol> {
 impl<P: Protocol> Drop for Exchange<P> {
     fn drop(&mut self) {
         self.clock.alive.set(false);
-        self.reg = None;
-        self.sock = None;
+        self.release_socket();
     }
 }
 
@@ -249,9 +248,19 @@ impl<P: Protocol> Exchange<P> {
 
     /// Release the backend connection now (the response no longer needs it).
     fn close(&mut self) {
-        self.reg = None;
-        self.sock = None;
+        self.release_socket();
         self.clock.deadline.set(None);
+    }
+
+    /// Unregister and close the backend socket (one close: no separate unregistration).
+    fn release_socket(&mut self) {
+        match (self.reg.take(), self.sock.take()) {
+            (Some(reg), Some(sock)) => reg.close(sock.into()),
+            (reg, sock) => {
+                drop(reg);
+                drop(sock);
+            }
+        }
     }
 
     /// Pick a host and start connecting, failing over while connects fail at once.

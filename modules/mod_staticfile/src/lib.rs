@@ -31,6 +31,9 @@ pub struct StaticFileConfig {
     /// `static-file.disable-pathinfo`: do not serve when the path had PATH_INFO split off.
     pub disable_pathinfo: bool,
     pub etag_flags: EtagFlags,
+    /// `server.range-requests`: honour `Range` (lighttpd's core key; mod_staticfile is the
+    /// module that serves ranges, so it owns the key when loaded).
+    pub range_requests: bool,
 }
 
 impl Default for StaticFileConfig {
@@ -40,6 +43,7 @@ impl Default for StaticFileConfig {
             etags: true,
             disable_pathinfo: false,
             etag_flags: EtagFlags { inode: true, size: true, mtime: true },
+            range_requests: true,
         }
     }
 }
@@ -50,6 +54,7 @@ const KEY_DISABLE_PATHINFO: usize = 2;
 const KEY_USE_INODE: usize = 3;
 const KEY_USE_MTIME: usize = 4;
 const KEY_USE_SIZE: usize = 5;
+const KEY_RANGE_REQUESTS: usize = 6;
 
 impl ModuleConfig for StaticFileConfig {
     const KEYS: &'static [Key] = &[
@@ -59,6 +64,7 @@ impl ModuleConfig for StaticFileConfig {
         Key::boolean("etag.use-inode"),
         Key::boolean("etag.use-mtime"),
         Key::boolean("etag.use-size"),
+        Key::boolean("server.range-requests"),
     ];
 
     fn apply(&mut self, key: usize, v: &Value) -> Result<(), String> {
@@ -69,6 +75,7 @@ impl ModuleConfig for StaticFileConfig {
             KEY_USE_INODE => self.etag_flags.inode = v.to_bool()?,
             KEY_USE_MTIME => self.etag_flags.mtime = v.to_bool()?,
             KEY_USE_SIZE => self.etag_flags.size = v.to_bool()?,
+            KEY_RANGE_REQUESTS => self.range_requests = v.to_bool()?,
             _ => {}
         }
         Ok(())
@@ -175,7 +182,7 @@ fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method,
     let owned = |h: Option<&[u8]>| h.map(<[u8]>::to_vec);
     let inm = owned(req.header("If-None-Match"));
     let ims = owned(req.header("If-Modified-Since"));
-    let range = owned(req.header("Range"));
+    let range = if conf.range_requests { owned(req.header("Range")) } else { None };
     let if_range = owned(req.header("If-Range"));
     let c = Conditions {
         method,
@@ -202,7 +209,7 @@ fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method,
         }
         Plan::Full { body, accept_ranges } => {
             req.set_status(200);
-            if accept_ranges {
+            if accept_ranges && conf.range_requests {
                 req.set_response_header("Accept-Ranges", "bytes");
             }
             req.set_content_length(size);
@@ -221,7 +228,55 @@ fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method,
             req.set_content_length(len);
             queue(req, file, start, len)
         }
+        Plan::Multipart(ranges) => multipart(req, file, &ranges, size),
     }
+}
+
+/// 206 multipart/byteranges: each range as a part with its own Content-Type and
+/// Content-Range (RFC 9110 14.6), the file bytes queued from the file, not copied.
+fn multipart(req: &mut Request<StaticFile>, file: Option<File>, ranges: &[(u64, u64)], size: u64) -> Handler {
+    let ctype = req.response_header("Content-Type").map(<[u8]>::to_vec).unwrap_or_default();
+    // A boundary that cannot occur in the file by accident: derived from the file's identity
+    // and the time, in hex.
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            ^ size.rotate_left(17);
+    let boundary = format!("featherd-{seed:016x}");
+    let part_head = |start: u64, end: u64| {
+        let mut h = format!("\r\n--{boundary}\r\n").into_bytes();
+        if !ctype.is_empty() {
+            h.extend_from_slice(b"Content-Type: ");
+            h.extend_from_slice(&ctype);
+            h.extend_from_slice(b"\r\n");
+        }
+        h.extend_from_slice(format!("Content-Range: bytes {start}-{end}/{size}\r\n\r\n").as_bytes());
+        h
+    };
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let total: u64 = ranges.iter().map(|&(a, b)| part_head(a, b).len() as u64 + (b - a + 1)).sum::<u64>()
+        + tail.len() as u64;
+    req.set_status(206);
+    req.set_response_header("Accept-Ranges", "bytes");
+    req.set_response_header("Content-Type", format!("multipart/byteranges; boundary={boundary}"));
+    req.set_content_length(total);
+    for &(a, b) in ranges {
+        req.append_body(&part_head(a, b));
+        let f = match &file {
+            Some(f) => match f.try_clone() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log::error!("cannot duplicate the file descriptor: {e}");
+                    return Handler::Error;
+                }
+            },
+            None => None,
+        };
+        if queue(req, f, a, b - a + 1) != Handler::Finished {
+            return Handler::Error;
+        }
+    }
+    req.append_body(tail.as_bytes());
+    Handler::Finished
 }
 
 /// Open the file and describe what was opened (the file may have been replaced since the

@@ -150,59 +150,69 @@ pub fn if_range_matches(if_range: &[u8], etag: Option<&str>, last_modified: Opti
 }
 
 /// What a `Range` header asks of a representation of a given length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ByteRange {
     /// No usable Range: answer the whole representation with 200.
     Ignore,
-    /// Bytes `start..=end` (both inside the representation).
-    Satisfiable { start: u64, end: u64 },
-    /// A well-formed single range that selects nothing: 416.
+    /// Bytes `start..=end` of each range, inside the representation, sorted, overlapping and
+    /// adjacent ranges merged. One range: a plain 206; several: multipart/byteranges.
+    Satisfiable(Vec<(u64, u64)>),
+    /// A well-formed range set that selects nothing: 416.
     Unsatisfiable,
 }
 
+/// More ranges than this in one header are not worth a multipart answer (and cost the server
+/// work for nothing): the whole file is sent instead, as RFC 9110 14.2 allows.
+pub const MAX_RANGES: usize = 32;
+
 /// Parse a `Range` header for a representation of `len` bytes.
 ///
-/// Only a single `bytes=` range is honoured: other units, malformed values and lists of more
-/// than one range (multipart answers are not implemented yet) are ignored, so the client
-/// gets the whole file. An empty representation is always sent whole, as lighttpd does.
+/// `bytes=` ranges only: other units and any malformed range make the whole header ignored,
+/// so the client gets the whole file. Ranges past the end are dropped; when none is left the
+/// answer is 416. An empty representation is always sent whole, as lighttpd does.
 pub fn parse_range(header: &[u8], len: u64) -> ByteRange {
     if len == 0 || header.len() < 6 || !header[..6].eq_ignore_ascii_case(b"bytes=") {
         return ByteRange::Ignore;
     }
-    let mut specs = header[6..].split(|&c| c == b',').map(trim_ows).filter(|s| !s.is_empty());
-    let (Some(spec), None) = (specs.next(), specs.next()) else {
+    let specs: Vec<&[u8]> =
+        header[6..].split(|&c| c == b',').map(trim_ows).filter(|s| !s.is_empty()).collect();
+    if specs.is_empty() || specs.len() > MAX_RANGES {
         return ByteRange::Ignore;
-    };
-    let Some(dash) = spec.iter().position(|&c| c == b'-') else {
-        return ByteRange::Ignore;
-    };
+    }
+    let mut ranges = Vec::with_capacity(specs.len());
+    for spec in specs {
+        match parse_one(spec, len) {
+            None => return ByteRange::Ignore,
+            Some(None) => {}
+            Some(Some(r)) => ranges.push(r),
+        }
+    }
+    if ranges.is_empty() {
+        return ByteRange::Unsatisfiable;
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    ByteRange::Satisfiable(merged)
+}
+
+/// One range spec: None when malformed, Some(None) when it selects nothing.
+fn parse_one(spec: &[u8], len: u64) -> Option<Option<(u64, u64)>> {
+    let dash = spec.iter().position(|&c| c == b'-')?;
     let (first, last) = (trim_ows(&spec[..dash]), trim_ows(&spec[dash + 1..]));
     match (digits(first), digits(last)) {
         // "-n": the last n bytes.
-        (None, Some(n)) if first.is_empty() => {
-            if n == 0 {
-                ByteRange::Unsatisfiable
-            } else {
-                ByteRange::Satisfiable { start: len.saturating_sub(n), end: len - 1 }
-            }
-        }
+        (None, Some(n)) if first.is_empty() => Some((n > 0).then(|| (len.saturating_sub(n), len - 1))),
         // "a-": from a to the end.
-        (Some(a), None) if last.is_empty() => {
-            if a >= len {
-                ByteRange::Unsatisfiable
-            } else {
-                ByteRange::Satisfiable { start: a, end: len - 1 }
-            }
-        }
+        (Some(a), None) if last.is_empty() => Some((a < len).then(|| (a, len - 1))),
         // "a-b": a must not exceed b; b past the end is cut to the end.
-        (Some(a), Some(b)) if a <= b => {
-            if a >= len {
-                ByteRange::Unsatisfiable
-            } else {
-                ByteRange::Satisfiable { start: a, end: b.min(len - 1) }
-            }
-        }
-        _ => ByteRange::Ignore,
+        (Some(a), Some(b)) if a <= b => Some((a < len).then(|| (a, b.min(len - 1)))),
+        _ => None,
     }
 }
 
@@ -265,7 +275,7 @@ pub struct Validators {
 }
 
 /// What to answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     NotModified,
     PreconditionFailed,
@@ -279,6 +289,8 @@ pub enum Plan {
         start: u64,
         end: u64,
     },
+    /// 206 multipart/byteranges with these ranges (two or more).
+    Multipart(Vec<(u64, u64)>),
     /// 416 with `Content-Range: bytes */len`.
     Unsatisfiable,
 }
@@ -313,7 +325,8 @@ pub fn plan(c: &Conditions, v: &Validators, size: u64) -> Plan {
     }
     match parse_range(range, size) {
         ByteRange::Ignore => full,
-        ByteRange::Satisfiable { start, end } => Plan::Partial { start, end },
+        ByteRange::Satisfiable(r) if r.len() == 1 => Plan::Partial { start: r[0].0, end: r[0].1 },
+        ByteRange::Satisfiable(r) => Plan::Multipart(r),
         ByteRange::Unsatisfiable => Plan::Unsatisfiable,
     }
 }
@@ -441,7 +454,7 @@ mod tests {
     #[test]
     fn range_table() {
         use ByteRange::*;
-        let s = |start, end| Satisfiable { start, end };
+        let s = |start, end| Satisfiable(vec![(start, end)]);
         let cases: &[(&str, u64, ByteRange)] = &[
             ("bytes=0-0", 10, s(0, 0)),
             ("bytes=2-4", 10, s(2, 4)),
@@ -464,7 +477,13 @@ mod tests {
             ("bytes=-", 10, Ignore),
             ("bytes=", 10, Ignore),
             ("bytes=+1-2", 10, Ignore),
-            ("bytes=0-1,3-4", 10, Ignore),
+            ("bytes=0-1,3-4", 10, Satisfiable(vec![(0, 1), (3, 4)])),
+            ("bytes=3-4,0-1", 10, Satisfiable(vec![(0, 1), (3, 4)])),
+            ("bytes=0-3,2-5,7-", 10, Satisfiable(vec![(0, 5), (7, 9)])),
+            ("bytes=0-1,2-3", 10, s(0, 3)),
+            ("bytes=0-1,20-30", 10, s(0, 1)),
+            ("bytes=20-30,40-", 10, Unsatisfiable),
+            ("bytes=0-1,x", 10, Ignore),
             ("items=0-1", 10, Ignore),
             ("bytes", 10, Ignore),
             ("bytes=0-1", 0, Ignore),
@@ -473,6 +492,12 @@ mod tests {
         for (h, len, want) in cases {
             assert_eq!(parse_range(h.as_bytes(), *len), *want, "{h:?} len={len}");
         }
+        let many = format!(
+            "bytes={}",
+            (0..=MAX_RANGES).map(|i| format!("{}-{}", i * 3, i * 3)).collect::<Vec<_>>().join(",")
+        );
+        assert_eq!(parse_range(many.as_bytes(), 1000), Ignore, "too many ranges");
+        {}
     }
 
     #[test]
@@ -498,7 +523,7 @@ mod tests {
         let later = http_date(2_000_000);
         let earlier = http_date(10);
         let cases: Vec<(&str, Conditions, &Validators, Plan)> = vec![
-            ("plain GET", base, &v, full),
+            ("plain GET", base, &v, full.clone()),
             (
                 "HEAD",
                 Conditions { method: Method::Head, ..base },
@@ -543,12 +568,12 @@ mod tests {
                 &v,
                 Plan::PreconditionFailed,
             ),
-            ("INM no match", Conditions { if_none_match: Some(b"\"1\""), ..base }, &v, full),
+            ("INM no match", Conditions { if_none_match: Some(b"\"1\""), ..base }, &v, full.clone()),
             (
                 "INM no match beats IMS",
                 Conditions { if_none_match: Some(b"\"1\""), if_modified_since: Some(lm.as_bytes()), ..base },
                 &v,
-                full,
+                full.clone(),
             ),
             (
                 "IMS equal",
@@ -562,14 +587,24 @@ mod tests {
                 &v,
                 Plan::NotModified,
             ),
-            ("IMS earlier", Conditions { if_modified_since: Some(earlier.as_bytes()), ..base }, &v, full),
+            (
+                "IMS earlier",
+                Conditions { if_modified_since: Some(earlier.as_bytes()), ..base },
+                &v,
+                full.clone(),
+            ),
             (
                 "IMS POST ignored",
                 Conditions { method: Method::Post, if_modified_since: Some(lm.as_bytes()), ..base },
                 &v,
                 Plan::Full { body: true, accept_ranges: false },
             ),
-            ("uncachable ignores INM", Conditions { if_none_match: Some(b"*"), ..base }, &uncachable, full),
+            (
+                "uncachable ignores INM",
+                Conditions { if_none_match: Some(b"*"), ..base },
+                &uncachable,
+                full.clone(),
+            ),
             (
                 "range",
                 Conditions { range: Some(b"bytes=2-4"), ..base },
@@ -583,8 +618,13 @@ mod tests {
                 Plan::Partial { start: 98, end: 99 },
             ),
             ("range 416", Conditions { range: Some(b"bytes=100-"), ..base }, &v, Plan::Unsatisfiable),
-            ("range malformed", Conditions { range: Some(b"bytes=x"), ..base }, &v, full),
-            ("range multi", Conditions { range: Some(b"bytes=0-1,5-6"), ..base }, &v, full),
+            ("range malformed", Conditions { range: Some(b"bytes=x"), ..base }, &v, full.clone()),
+            (
+                "range multi",
+                Conditions { range: Some(b"bytes=0-1,5-6"), ..base },
+                &v,
+                Plan::Multipart(vec![(0, 1), (5, 6)]),
+            ),
             (
                 "range on HEAD",
                 Conditions { method: Method::Head, range: Some(b"bytes=0-1"), ..base },
@@ -613,13 +653,13 @@ mod tests {
                 "If-Range stale",
                 Conditions { range: Some(b"bytes=0-1"), if_range: Some(b"\"1\""), ..base },
                 &v,
-                full,
+                full.clone(),
             ),
             (
                 "If-Range stale date",
                 Conditions { range: Some(b"bytes=0-1"), if_range: Some(earlier.as_bytes()), ..base },
                 &v,
-                full,
+                full.clone(),
             ),
         ];
         for (name, c, v, want) in cases {

@@ -241,3 +241,32 @@ fn extra_listeners_unix_and_ipv6() {
     let t = probe(&s, "/probe-early");
     assert_eq!(line(&t, "text"), "");
 }
+
+#[test]
+fn follow_symlink_disabled_refuses_links_below_the_document_root() {
+    let s = Server::start(&format!(
+        "{BASE}\nserver.modules = ( \"mod_staticfile\" )\n\
+         $HTTP[\"host\"] == \"strict.test\" {{ server.follow-symlink = \"disable\" }}\n"
+    ));
+    let root = s.docroot();
+    std::fs::write(root.join("real.txt"), "real\n").expect("write");
+    std::fs::create_dir_all(root.join("dir")).expect("mkdir");
+    std::fs::write(root.join("dir/inner.txt"), "inner\n").expect("write");
+    std::os::unix::fs::symlink(root.join("real.txt"), root.join("link.txt")).expect("symlink");
+    std::os::unix::fs::symlink(root.join("dir"), root.join("linkdir")).expect("symlink");
+    let get_as = |host: &str, path: &str| {
+        request(s.port, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    // Default: links are followed.
+    for p in ["/real.txt", "/link.txt", "/linkdir/inner.txt"] {
+        assert_eq!(get_as("any.test", p).status, 200, "{p}");
+    }
+    // Disabled: a link anywhere below the document root is refused, also with PATH_INFO.
+    assert_eq!(get_as("strict.test", "/real.txt").text(), "real\n");
+    assert_eq!(get_as("strict.test", "/dir/inner.txt").text(), "inner\n");
+    for p in ["/link.txt", "/linkdir/inner.txt", "/link.txt/more/path"] {
+        let r = get_as("strict.test", p);
+        assert_eq!(r.status, 403, "{p}");
+        assert!(!r.text().contains("real"), "{p}");
+    }
+}

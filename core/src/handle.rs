@@ -265,6 +265,9 @@ fn check_file(req: &mut Request) -> Phase {
     if matches!(req.file, FileState::Unknown) {
         req.file = stat_path(&req.physical);
     }
+    if matches!(req.file, FileState::Found(_)) && !req.core().follow_symlink && below_has_symlink(req) {
+        return forbid_symlink(req);
+    }
     match req.file {
         FileState::Found(fi) if fi.kind == FILE_KIND_DIRECTORY => {
             if !req.path.ends_with(b"/") {
@@ -293,6 +296,9 @@ fn check_file(req: &mut Request) -> Phase {
                         req.path_info = req.physical[pos..].to_vec();
                         req.physical.truncate(pos);
                         req.file = FileState::Found(fi);
+                        if !req.core().follow_symlink && below_has_symlink(req) {
+                            return forbid_symlink(req);
+                        }
                         return Phase::SubrequestStart;
                     }
                     FileState::Found(_) => break,
@@ -307,6 +313,30 @@ fn check_file(req: &mut Request) -> Phase {
             Phase::Respond
         }
     }
+}
+
+/// `server.follow-symlink = "disable"`: whether any component of the physical path below the
+/// document root is a symbolic link (the document root itself may be one: sites are often
+/// linked into place). lstat, not the stat cache: this is about the links, not their targets.
+fn below_has_symlink(req: &Request) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let root = req.docroot.len().min(req.physical.len());
+    let p = &req.physical;
+    let ends = p[root..].iter().enumerate().filter(|(_, &b)| b == b'/').map(|(i, _)| root + i);
+    ends.chain(std::iter::once(p.len())).filter(|&end| end > root).any(|end| {
+        std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&p[..end]))
+            .is_ok_and(|m| m.file_type().is_symlink())
+    })
+}
+
+fn forbid_symlink(req: &mut Request) -> Phase {
+    log::info!(
+        "{}: a symbolic link in the path and server.follow-symlink is disabled: 403",
+        String::from_utf8_lossy(&req.physical)
+    );
+    req.status = 403;
+    req.body_finished = true;
+    Phase::Respond
 }
 
 fn redirect_dir(req: &mut Request) {

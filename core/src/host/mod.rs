@@ -295,13 +295,6 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
                     owner_blocks[idx].push(b.id as u32);
                 }
             }
-            if s.key == "server.follow-symlink" && s.value.as_bool() == Some(false) {
-                // Refusing symlinks is a security setting: say loudly that it is not enforced.
-                log::warn!(
-                    "{}: server.follow-symlink = \"disable\" is not enforced yet: symlinks are followed",
-                    s.loc
-                );
-            }
             if conf::IGNORED_KEYS.contains(&s.key.as_str()) {
                 log::debug!("{}: {} is accepted for compatibility and has no effect", s.loc, s.key);
             }

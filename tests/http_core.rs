@@ -270,3 +270,64 @@ fn follow_symlink_disabled_refuses_links_below_the_document_root() {
         assert!(!r.text().contains("real"), "{p}");
     }
 }
+
+#[test]
+fn error_handlers_answer_server_errors_with_the_error_status() {
+    let s = Server::start(&format!(
+        "{BASE}\nserver.modules = ( \"mod_cgi\", \"mod_staticfile\" )\n\
+         cgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n\
+         server.error-handler-404 = \"/errors/404.html\"\n\
+         $HTTP[\"host\"] == \"dyn.test\" {{ server.error-handler = \"/errors/handler.py\"\n\
+         server.error-handler-404 = \"\" }}\n\
+         $HTTP[\"host\"] == \"gone.test\" {{ server.error-handler-404 = \"/errors/gone.py\" }}\n\
+         $HTTP[\"host\"] == \"broken.test\" {{ server.error-handler-404 = \"/errors/nothing-here.html\" }}\n"
+    ));
+    let root = s.docroot();
+    std::fs::create_dir_all(root.join("errors")).expect("mkdir");
+    std::fs::create_dir_all(root.join("emptydir")).expect("mkdir");
+    std::fs::write(root.join("errors/404.html"), "<h1>custom not found</h1>\n").expect("write");
+    std::fs::write(
+        root.join("errors/handler.py"),
+        "import os\nprint('Status: 200')\nprint('Content-Type: text/plain')\nprint()\n\
+         print('status', os.environ.get('REDIRECT_STATUS'), 'method', os.environ.get('REQUEST_METHOD'))\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("errors/gone.py"),
+        "print('Status: 410 Gone')\nprint('Content-Type: text/plain')\nprint()\nprint('gone for good')\n",
+    )
+    .expect("write");
+    let ask = |method: &str, host: &str, path: &str| {
+        request(
+            s.port,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    // A static 404 page keeps the 404 status (no "soft 404").
+    let r = ask("GET", "any.test", "/missing.txt");
+    assert_eq!((r.status, r.text().as_str()), (404, "<h1>custom not found</h1>\n"));
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    // HEAD gets the head of it.
+    let r = ask("HEAD", "any.test", "/missing.txt");
+    assert_eq!((r.status, r.body.len()), (404, 0));
+    // server.error-handler takes every error: 404 and 403 (a directory without index), with
+    // REDIRECT_STATUS, asked with GET also for a POST; its 200 carries the error status.
+    let r = ask("GET", "dyn.test", "/missing.txt");
+    assert_eq!((r.status, r.text().trim()), (404, "status 404 method GET"));
+    let r = ask("GET", "dyn.test", "/emptydir/");
+    assert_eq!((r.status, r.text().trim()), (403, "status 403 method GET"));
+    let r = ask("POST", "dyn.test", "/missing.txt");
+    assert_eq!((r.status, r.text().trim()), (404, "status 404 method GET"));
+    // A dynamic handler may choose another status.
+    let r = ask("GET", "gone.test", "/missing.txt");
+    assert_eq!((r.status, r.text().trim()), (410, "gone for good"));
+    // A handler that is itself missing: the plain error, no loop.
+    let r = ask("GET", "broken.test", "/missing.txt");
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("custom"));
+    // Existing files are untouched.
+    let r = ask("GET", "dyn.test", "/errors/404.html");
+    assert_eq!(r.status, 200);
+}

@@ -245,6 +245,11 @@ pub struct CoreConf {
     pub force_lowercase: bool,
     pub range_requests: bool,
     pub errorfile_prefix: Option<Arc<str>>,
+    /// `server.error-handler`: a URI that answers every error status >= 400 the server
+    /// produces without a body.
+    pub error_handler: Option<Arc<str>>,
+    /// `server.error-handler-404`: the same for 404 only (wins over `error-handler`).
+    pub error_handler_404: Option<Arc<str>>,
     pub log_request_handling: bool,
     pub log_file_not_found: bool,
     pub log_request_header: bool,
@@ -270,6 +275,8 @@ impl Default for CoreConf {
             force_lowercase: false,
             range_requests: true,
             errorfile_prefix: None,
+            error_handler: None,
+            error_handler_404: None,
             log_request_handling: false,
             log_file_not_found: false,
             log_request_header: false,
@@ -317,6 +324,12 @@ impl CoreConf {
             "server.force-lowercase-filenames" => self.force_lowercase = v.as_bool().unwrap_or(false),
             "server.range-requests" => self.range_requests = v.as_bool().unwrap_or(true),
             "server.errorfile-prefix" => self.errorfile_prefix = v.as_str().map(Arc::from),
+            "server.error-handler" => {
+                self.error_handler = v.as_str().filter(|s| s.starts_with('/')).map(Arc::from)
+            }
+            "server.error-handler-404" => {
+                self.error_handler_404 = v.as_str().filter(|s| s.starts_with('/')).map(Arc::from)
+            }
             "debug.log-request-handling" => self.log_request_handling = v.as_bool().unwrap_or(false),
             "debug.log-file-not-found" => self.log_file_not_found = v.as_bool().unwrap_or(false),
             "debug.log-request-header" => self.log_request_header = v.as_bool().unwrap_or(false),

@@ -82,6 +82,73 @@ fn run_chain(req: &mut Request, chain: &Chain<fd_request_hook>) -> fd_result_t {
 
 /// Run the request from where it stands until it must wait or can be answered.
 pub fn run(req: &mut Request) -> Step {
+    loop {
+        let step = run_phases(req);
+        if matches!(step, Step::Respond) && error_handler(req) {
+            continue;
+        }
+        return step;
+    }
+}
+
+/// `server.error-handler` / `server.error-handler-404`: an error the server produced without
+/// a body (a missing file, a refusal) is answered by another URI, restarted internally with
+/// REDIRECT_STATUS set to the error status. True when the request was restarted.
+fn error_handler(req: &mut Request) -> bool {
+    let status = req.status;
+    if status < 400
+        || req.error_status != 0
+        || req.head_sent
+        || !req.body.is_empty()
+        || req.content_length.is_some()
+        || req.head.target == b"*"
+        || req.head.method == b"CONNECT"
+    {
+        return false;
+    }
+    let core = req.core();
+    let uri = match (status, &core.error_handler_404, &core.error_handler) {
+        (404, Some(u), _) | (_, _, Some(u)) => u.clone(),
+        _ => return false,
+    };
+    if req.core().log_request_handling {
+        log::info!(
+            "{status} for {}: answered by the error handler {uri}",
+            String::from_utf8_lossy(&req.head.target)
+        );
+    }
+    req.error_status = status;
+    // The handler is asked with GET (HEAD stays HEAD): it answers about the error, not the
+    // original method's action.
+    if req.head.method != b"HEAD" {
+        req.head.method.clear();
+        req.head.method.extend_from_slice(b"GET");
+    }
+    let mut n = [0u8; 3];
+    n[0] = b'0' + (status / 100) as u8;
+    n[1] = b'0' + (status / 10 % 10) as u8;
+    n[2] = b'0' + (status % 10) as u8;
+    req.env.set(b"REDIRECT_STATUS", &n);
+    req.head.target.clear();
+    req.head.target.extend_from_slice(uri.as_bytes());
+    req.status = 0;
+    req.resp_headers.clear();
+    req.body.clear();
+    req.body_finished = false;
+    req.content_length = None;
+    match comeback(req) {
+        None => true,
+        // The handler's URI itself is bad: answer the original error.
+        Some(_) => {
+            req.status = status;
+            req.body_finished = true;
+            req.phase = Phase::Respond;
+            false
+        }
+    }
+}
+
+fn run_phases(req: &mut Request) -> Step {
     let loaded = req.loaded.clone();
     let ch = &loaded.chains;
     loop {
@@ -368,6 +435,11 @@ fn redirect_dir(req: &mut Request) {
 pub fn finalize(req: &mut Request) {
     if req.status == 0 {
         req.status = if req.body.is_empty() && req.body_finished { 500 } else { 200 };
+    }
+    if req.error_status != 0 && req.status == 200 {
+        // An error handler's page keeps the error's status (a static page would otherwise
+        // turn a missing file into a 200, a "soft 404").
+        req.status = req.error_status;
     }
     if req.status >= 400
         && req.body_finished

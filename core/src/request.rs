@@ -68,6 +68,9 @@ pub struct Request {
     /// Position in the current chain (to resume the module that suspended).
     pub chain_pos: usize,
     pub comebacks: u32,
+    /// The error status an error handler (`server.error-handler[-404]`) is answering for;
+    /// 0 when none runs.
+    pub error_status: u16,
     pub handler: Option<usize>,
     pub slots: Vec<*mut c_void>,
 
@@ -118,6 +121,7 @@ impl Request {
             phase: Phase::Start,
             chain_pos: 0,
             comebacks: 0,
+            error_status: 0,
             handler: None,
             slots: vec![std::ptr::null_mut(); n],
             body_in: Default::default(),
@@ -152,6 +156,7 @@ impl Request {
         self.phase = Phase::Start;
         self.chain_pos = 0;
         self.comebacks = 0;
+        self.error_status = 0;
         self.handler = None;
         for s in self.slots.iter_mut() {
             *s = std::ptr::null_mut();

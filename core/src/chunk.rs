@@ -66,6 +66,13 @@ impl ChunkQueue {
         self.bytes = 0;
     }
 
+    /// Free the queue's memory if it is empty.
+    pub fn release(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+    }
+
     /// Append bytes, coalescing with a small trailing memory chunk.
     pub fn push_mem(&mut self, data: &[u8]) {
         if data.is_empty() {

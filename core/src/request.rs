@@ -40,7 +40,8 @@ pub struct Peer {
     pub remote_addr: String,
     pub remote_ip: Option<IpAddr>,
     pub remote_port: u16,
-    pub local_addr: String,
+    /// Shared with the listener when it is bound to one address.
+    pub local_addr: Arc<str>,
     /// The listener's name as the config wrote it, for `$SERVER["socket"]`.
     pub server_socket: Arc<str>,
     pub scheme: &'static str,

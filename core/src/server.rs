@@ -123,7 +123,7 @@ fn bind_all(specs: &[(String, BindAddr)], workers: usize) -> Result<Vec<Vec<List
                     list.push(Listener {
                         sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
                         name: name.clone(),
-                        local: (!a.ip().is_unspecified()).then(|| a.to_string()),
+                        local: (!a.ip().is_unspecified()).then(|| Arc::from(a.to_string())),
                     });
                 }
             }

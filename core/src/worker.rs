@@ -47,7 +47,7 @@ pub struct Listener {
     pub name: Arc<str>,
     /// The local address of accepted connections when the listener is bound to one address
     /// (None for a wildcard address: ask each connection).
-    pub local: Option<String>,
+    pub local: Option<Arc<str>>,
 }
 
 enum Stream {
@@ -667,7 +667,7 @@ impl Worker {
                         // wildcard: only then is getsockname needed.
                         let local = match &l.local {
                             Some(a) => a.clone(),
-                            None => st.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                            None => Arc::from(st.local_addr().map(|a| a.to_string()).unwrap_or_default()),
                         };
                         let ip = addr.ip().to_canonical();
                         (
@@ -696,7 +696,7 @@ impl Worker {
                             remote_addr: "unix:".into(),
                             remote_ip: None,
                             remote_port: 0,
-                            local_addr: name.to_string(),
+                            local_addr: name.clone(),
                             server_socket: name,
                             scheme: "http",
                         },
@@ -726,8 +726,7 @@ impl Worker {
             return;
         }
         self.control.connections.fetch_add(1, Ordering::Relaxed);
-        let nmods = self.loaded.modules.len();
-        let mut info = Box::new(ConnInfo { peer: Arc::new(peer), slots: vec![std::ptr::null_mut(); nmods] });
+        let mut info = Box::new(ConnInfo { peer: Arc::new(peer), slots: Vec::new() });
         let mut ok = true;
         for (i, hook) in &self.loaded.chains.connection_accept {
             let data = self.loaded.modules[*i].data.0;
@@ -1410,6 +1409,12 @@ impl Worker {
         c.drain_armed = false;
         if keep {
             c.state = State::ReadHead;
+            // An idle keep-alive connection holds no buffers (10,000 idle connections must
+            // cost little); the next request allocates them again.
+            if c.rbuf.is_empty() {
+                c.rbuf = Vec::new();
+            }
+            c.out.release();
         } else {
             for (i, hook) in &self.loaded.chains.connection_shut_wr {
                 let data = self.loaded.modules[*i].data.0;

@@ -643,11 +643,16 @@ unsafe extern "C" fn connection_slot_get(c: *mut fd_connection, module_id: u32) 
 
 unsafe extern "C" fn connection_slot_set(c: *mut fd_connection, module_id: u32, data: *mut c_void) {
     // SAFETY: as above.
-    if let Some(s) =
-        unsafe { (c as *mut worker::ConnInfo).as_mut() }.and_then(|c| c.slots.get_mut(module_id as usize))
-    {
-        *s = data;
+    let Some(c) = (unsafe { (c as *mut worker::ConnInfo).as_mut() }) else { return };
+    // Slots are allocated when a module first uses one (idle connections stay small).
+    let i = module_id as usize;
+    if i >= c.slots.len() {
+        if data.is_null() || module_info(module_id).is_none() {
+            return;
+        }
+        c.slots.resize(i + 1, std::ptr::null_mut());
     }
+    c.slots[i] = data;
 }
 
 unsafe extern "C" fn connection_remote_addr(c: *mut fd_connection) -> Str {

@@ -544,6 +544,7 @@ impl Worker {
                     break;
                 }
             }
+            crate::http::tick();
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t < self.listeners.len() {

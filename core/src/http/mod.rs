@@ -92,7 +92,28 @@ thread_local! {
 
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
+    let cached = NOW.with(std::cell::Cell::get);
+    if cached != 0 {
+        return cached;
+    }
+    clock_secs()
+}
+
+fn clock_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+thread_local! {
+    /// The current second as a worker last read it (0: not cached on this thread).
+    static NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Read the clock once for this thread: [`unix_now`] answers from it until the next call (a
+/// worker calls this after each poll, so a burst of events costs one clock read).
+pub fn tick() -> u64 {
+    let now = clock_secs();
+    NOW.with(|n| n.set(now));
+    now
 }
 
 /// Append the current HTTP date (IMF-fixdate), formatted at most once per second per thread.

@@ -135,6 +135,46 @@ $HTTP["host"] == "a.test" {{
 }
 
 #[test]
+fn request_headers_reach_a_proxied_server() {
+    // The stdlib Python echo server of the mod_proxy tests; it prints "ready PORT" once it
+    // listens, then echoes each request's headers as "header: Name: value" lines.
+    let port = free_port();
+    let mut child = std::process::Command::new("python3")
+        .arg(workspace_root().join("tests/fixtures/proxy/backend.py"))
+        .args([&port.to_string(), "echo"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let out = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("ready line");
+    assert!(line.starts_with("ready"), "{line:?}");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _backend = Kill(child);
+    // mod_setenv after mod_proxy in the list: the proxy builds its request later anyway.
+    let s = Server::start(&format!(
+        "{BASE}\nserver.modules = ( \"mod_proxy\", \"mod_setenv\" )\n\
+         proxy.server = ( \"\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => {port} ) ) )\n\
+         setenv.add-request-header = ( \"X-Add\" => \"one\" )\n\
+         setenv.set-request-header = ( \"X-Set\" => \"forced\", \"User-Agent\" => \"\" )\n"
+    ));
+    let r = send(&s, "localhost", "/anything", &["X-Add: two", "User-Agent: secret-agent/1.0"]);
+    assert_eq!(r.status, 200, "{}\n{}", r.head, s.error_log());
+    let text = r.text();
+    let headers: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("header: ")).collect();
+    let has = |h: &str| headers.iter().any(|x| x.eq_ignore_ascii_case(h));
+    assert!(has("X-Add: two, one"), "{headers:?}");
+    assert!(has("X-Set: forced"), "{headers:?}");
+    assert!(!headers.iter().any(|h| h.to_ascii_lowercase().starts_with("user-agent:")), "{headers:?}");
+}
+
+#[test]
 fn response_headers_on_every_response() {
     let s = start(
         r#"

@@ -148,7 +148,9 @@ mod tests {
     #[test]
     fn check_table() {
         use Refusal::*;
-        let cases: &[(&[&str], &[&str], &str, Option<Refusal>)] = &[
+        // (url.access-deny, url.access-allow, path, result)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a str, Option<Refusal>);
+        let cases: &[Case] = &[
             (&["~", ".inc"], &[], "/a/b.inc", Some(Denied)),
             (&["~", ".inc"], &[], "/a/b.php~", Some(Denied)),
             (&["~", ".inc"], &[], "/a/b.php", None),

@@ -49,7 +49,7 @@ pub fn parse_aliases(pairs: Vec<(String, String)>) -> Result<Vec<Alias>, String>
         out.push(Alias { prefix, target });
     }
     // Stable: equal lengths keep their order (the parser refuses duplicate keys anyway).
-    out.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    out.sort_by_key(|a| std::cmp::Reverse(a.prefix.len()));
     Ok(out)
 }
 

@@ -104,7 +104,7 @@ fn parse_list(v: &Value, what: &str) -> Result<Vec<(String, Expiry)>, String> {
     for (k, spec) in pairs {
         out.push((k, parse_spec(&spec)?));
     }
-    out.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    out.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
     Ok(out)
 }
 
@@ -122,7 +122,7 @@ impl ModuleConfig for ExpireConfig {
                         k.pop();
                     }
                 }
-                l.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                l.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
                 self.mimetypes = l;
             }
         }
@@ -267,8 +267,8 @@ mod tests {
                 .map(|(k, v)| (k.trim_end_matches('*').to_string(), parse_spec(v).unwrap()))
                 .collect(),
         };
-        c.url.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        c.mimetypes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        c.url.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
+        c.mimetypes.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
         c
     }
 

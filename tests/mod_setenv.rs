@@ -207,6 +207,7 @@ setenv.set-response-header = ( "X-Script" => "", "Accept-Ranges" => "", "X-Frame
         ("304", not_modified, 304),
         ("HEAD", head, 200),
         ("301 (directory redirect)", s.get("/dir"), 301),
+        ("400 (malformed path)", s.get("/bad%zz"), 400),
     ] {
         assert_eq!(r.status, status, "{what}: {}", r.head);
         assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{what}: {}", r.head);

@@ -49,19 +49,29 @@ pub fn candidate(dir_physical: &[u8], docroot: &[u8], name: &str) -> Vec<u8> {
     p
 }
 
-/// The first name whose candidate is a regular file, as (physical path). `is_file` is the
-/// file-system check, passed in so the search is testable without a disk.
-pub fn find_index(
-    names: &[String],
+/// The URL path of index `name` found for the directory at URL path `dir` (ending with '/').
+pub fn index_url(dir: &[u8], name: &str) -> Vec<u8> {
+    if name.starts_with('/') {
+        return name.as_bytes().to_vec();
+    }
+    let mut u = dir.to_vec();
+    u.extend_from_slice(name.as_bytes());
+    u
+}
+
+/// The first name whose candidate is a regular file, with that candidate (physical path).
+/// `is_file` is the file-system check, passed in so the search is testable without a disk.
+pub fn find_index<'a>(
+    names: &'a [String],
     dir_physical: &[u8],
     docroot: &[u8],
     is_file: impl Fn(&[u8]) -> bool,
-) -> Option<Vec<u8>> {
+) -> Option<(&'a str, Vec<u8>)> {
     names
         .iter()
         .filter(|n| !n.is_empty() && n.as_str() != "/")
-        .map(|n| candidate(dir_physical, docroot, n))
-        .find(|p| is_file(p))
+        .map(|n| (n.as_str(), candidate(dir_physical, docroot, n)))
+        .find(|(_, p)| is_file(p))
 }
 
 fn is_regular_file(p: &[u8]) -> bool {
@@ -98,16 +108,14 @@ impl Module for IndexFile {
             return Handler::GoOn;
         }
         let found = find_index(&conf.names, req.physical_path(), req.docroot(), is_regular_file);
-        if let Some(p) = found {
+        if let Some((name, p)) = found {
             log::debug!("index file {}", String::from_utf8_lossy(&p));
             // As lighttpd, the URL path follows, so that later modules (a FastCGI handler for
-            // index.php, the access log's %U) see ".../index.php". When the physical path is
-            // not docroot + path (an alias), only the physical path changes.
-            let docroot = req.docroot().to_vec();
-            if let Some(url) = p.strip_prefix(docroot.as_slice()).filter(|u| u.starts_with(b"/")) {
-                let url = url.to_vec();
-                req.set_path(&url);
-            }
+            // index.php, the access log's %U) see ".../index.php": the name replaces a path
+            // for a name starting with '/', and is appended to the directory's path
+            // otherwise (also when mod_alias mapped the directory elsewhere on disk).
+            let url = index_url(req.path(), name);
+            req.set_path(&url);
             req.set_physical_path(&p);
         }
         Handler::GoOn
@@ -142,6 +150,14 @@ mod tests {
     }
 
     #[test]
+    fn index_url_table() {
+        assert_eq!(index_url(b"/", "index.html"), b"/index.html");
+        assert_eq!(index_url(b"/a/b/", "index.php"), b"/a/b/index.php");
+        assert_eq!(index_url(b"/a/b/", "/central.php"), b"/central.php");
+        assert_eq!(index_url(b"/icons/", "sub/index.htm"), b"/icons/sub/index.htm");
+    }
+
+    #[test]
     fn find_index_table() {
         let files = ["/r/d/index.php", "/r/d/default.htm", "/r/central.php"];
         let fs = |p: &[u8]| files.iter().any(|f| f.as_bytes() == p);
@@ -156,7 +172,7 @@ mod tests {
             (&["/missing.php", "index.php"], Some("/r/d/index.php")),
         ];
         for (list, want) in cases {
-            let got = find_index(&names(list), b"/r/d/", b"/r", fs);
+            let got = find_index(&names(list), b"/r/d/", b"/r", fs).map(|(_, p)| p);
             assert_eq!(got.as_deref(), want.map(str::as_bytes), "{list:?}");
         }
     }
@@ -171,7 +187,7 @@ mod tests {
         let names: Vec<String> = vec!["index.html".into(), "index.htm".into()];
         // A directory named like an index file is skipped.
         assert!(find_index(&names, sub.as_os_str().as_bytes(), &d, is_regular_file).is_none());
-        let got = find_index(&names, &d, &d, is_regular_file);
+        let got = find_index(&names, &d, &d, is_regular_file).map(|(_, p)| p);
         let mut want = d.clone();
         want.extend_from_slice(b"/index.htm");
         assert_eq!(got, Some(want));

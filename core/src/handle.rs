@@ -351,7 +351,7 @@ fn check_file(req: &mut Request) -> Phase {
         }
         _ => {
             // PATH_INFO: the longest leading part of the path that is a regular file.
-            let root = req.docroot.len();
+            let root = req.docroot.len().min(req.physical.len());
             let mut end = req.physical.len();
             while let Some(pos) = req.physical[root..end].iter().rposition(|&b| b == b'/') {
                 let pos = root + pos;

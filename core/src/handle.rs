@@ -196,10 +196,23 @@ fn comeback(req: &mut Request) -> Option<Step> {
     req.comebacks += 1;
     if req.comebacks > MAX_COMEBACKS {
         log::error!(
-            "request restarted more than {MAX_COMEBACKS} times (rewrite loop?): {}",
-            String::from_utf8_lossy(&req.head.target)
+            "request restarted more than {MAX_COMEBACKS} times (rewrite loop?): {} (sent as {})",
+            String::from_utf8_lossy(&req.head.target),
+            String::from_utf8_lossy(if req.target_orig.is_empty() { &req.head.target } else { &req.target_orig })
         );
-        return Some(Step::Error);
+        if req.head_sent {
+            return Some(Step::Error);
+        }
+        // A loop in the configuration is not a broken connection: answer a plain 500 and
+        // keep the connection.
+        req.handler = None;
+        req.resp_headers.clear();
+        req.body.clear();
+        req.content_length = None;
+        req.status = 500;
+        req.body_finished = true;
+        req.phase = Phase::Respond;
+        return Some(Step::Respond);
     }
     let opts = req.loaded.server.url;
     req.handler = None;

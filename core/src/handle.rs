@@ -198,7 +198,11 @@ fn comeback(req: &mut Request) -> Option<Step> {
         log::error!(
             "request restarted more than {MAX_COMEBACKS} times (rewrite loop?): {} (sent as {})",
             String::from_utf8_lossy(&req.head.target),
-            String::from_utf8_lossy(if req.target_orig.is_empty() { &req.head.target } else { &req.target_orig })
+            String::from_utf8_lossy(if req.target_orig.is_empty() {
+                &req.head.target
+            } else {
+                &req.target_orig
+            })
         );
         if req.head_sent {
             return Some(Step::Error);

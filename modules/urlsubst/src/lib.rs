@@ -203,7 +203,12 @@ enum Part {
     Lit(Vec<u8>),
     /// `$n` (the rule's regex) or `%n` (the enclosing condition); `default` is the escape
     /// used when no modifier names one.
-    Group { cond: bool, n: u32, mods: Modifiers, default: Escape },
+    Group {
+        cond: bool,
+        n: u32,
+        mods: Modifiers,
+        default: Escape,
+    },
     Url(UrlPart, Modifiers),
     Qsa(Modifiers),
 }
@@ -215,8 +220,7 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
-const MODIFIERS: &str =
-    "esc, escape, escnde, escpsnde, noesc, noescape, tolower, toupper, encb64u, decb64u";
+const MODIFIERS: &str = "esc, escape, escnde, escpsnde, noesc, noescape, tolower, toupper, encb64u, decb64u";
 
 fn parse_braced(sigil: char, inner: &str) -> Result<Part, String> {
     let whole = || format!("{sigil}{{{inner}}}");
@@ -243,12 +247,9 @@ fn parse_braced(sigil: char, inner: &str) -> Result<Part, String> {
         "url.path" => Part::Url(UrlPart::Path, mods),
         "url.query" => Part::Url(UrlPart::Query, mods),
         "qsa" => Part::Qsa(mods),
-        n if (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) => Part::Group {
-            cond: sigil == '%',
-            n: n.parse().unwrap_or(0),
-            mods,
-            default: Escape::Psnde,
-        },
+        n if (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Part::Group { cond: sigil == '%', n: n.parse().unwrap_or(0), mods, default: Escape::Psnde }
+        }
         other => {
             return Err(format!(
                 "unknown substitution {other:?} in {} (expected a group number 0-99, url.scheme, \
@@ -286,7 +287,12 @@ impl Template {
                 parse_braced(c as char, inner)?
             } else if next.is_ascii_digit() {
                 i += 2;
-                Part::Group { cond: c == b'%', n: u32::from(next - b'0'), mods: Modifiers::default(), default: Escape::Raw }
+                Part::Group {
+                    cond: c == b'%',
+                    n: u32::from(next - b'0'),
+                    mods: Modifiers::default(),
+                    default: Escape::Raw,
+                }
             } else {
                 // "$$" and "%%" are the literal character; "$x" and "%x" stay as they are.
                 lit.push(c);
@@ -498,8 +504,8 @@ impl Rule {
     /// Compile a rule. Errors name the rule and what is wrong.
     pub fn new(pattern: &str, replacement: &str) -> Result<Rule, String> {
         let matcher = compile_regex(pattern)?;
-        let template = Template::parse(replacement)
-            .map_err(|e| format!("in {pattern:?} => {replacement:?}: {e}"))?;
+        let template =
+            Template::parse(replacement).map_err(|e| format!("in {pattern:?} => {replacement:?}: {e}"))?;
         Ok(Rule { pattern: pattern.to_owned(), matcher, template })
     }
 
@@ -592,9 +598,7 @@ pub fn process<'r, 'c>(
         if rule.template.is_blank() {
             return Outcome::Stop { rule: i };
         }
-        let group = |n: u32| {
-            spans.get(n as usize).copied().flatten().and_then(|(s, e)| subject.get(s..e))
-        };
+        let group = |n: u32| spans.get(n as usize).copied().flatten().and_then(|(s, e)| subject.get(s..e));
         let result = rule.template.expand(group, &cond, url);
         return Outcome::Replace { rule: i, result };
     }

@@ -65,7 +65,12 @@ fn substitutions() {
             "/r/x%20y?q=1",
             "/s=http&a=example.org:8080&p=8080&path=/r/x%20y&q=q=1",
         ),
-        ("^/r/(.*)$", "/x/${esc:url.path}|${toupper:url.authority}", "/r/p%20q?a", "/x/%2Fr%2Fp%2520q|EXAMPLE.ORG:8080"),
+        (
+            "^/r/(.*)$",
+            "/x/${esc:url.path}|${toupper:url.authority}",
+            "/r/p%20q?a",
+            "/x/%2Fr%2Fp%2520q|EXAMPLE.ORG:8080",
+        ),
         ("^/r/(.*)$", "/x${url.query}", "/r/x", "/x"),
         // ${qsa}: "?" or "&" as the result needs, nothing without a query.
         ("^/r/([^?]*)", "/x/$1${qsa}", "/r/a?q=1", "/x/a?q=1"),

@@ -217,3 +217,11 @@ fn conf_d_snippet_loads() {
     ));
     assert_eq!(s.get("/from").header("Location"), Some("/to"));
 }
+
+#[test]
+fn connect_is_not_redirected() {
+    let s = start(r#"url.redirect = ( "" => "https://elsewhere.test/" )"#);
+    let r = request(s.port, "CONNECT tunnel.test:443 HTTP/1.1\r\nHost: tunnel.test:443\r\n\r\n");
+    assert_eq!((r.status, r.header("Location")), (405, None), "{}", r.head);
+    assert_eq!(s.get("/x").header("Location"), Some("https://elsewhere.test/"));
+}

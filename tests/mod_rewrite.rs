@@ -300,7 +300,7 @@ $HTTP["host"] == "once.test" {
     # A once-rule whose result matches it again is applied once, not forever.
     url.rewrite-once = ( "^/self(.*)" => "/self$1" )
 } else $HTTP["host"] == "bad.test" {
-    url.rewrite-once = ( "^/rel" => "relative/path", "^/empty" => "${url.query}" )
+    url.rewrite-once = ( "^/rel" => "relative/path", "^/empty" => "${url.query}", "^/(?=b)(b|b)*$" => "/never" )
 }
 "#,
     );
@@ -321,6 +321,9 @@ $HTTP["host"] == "once.test" {
     assert_eq!(get_host(&s, "bad.test", "/rel").status, 500);
     s.wait_log("rewrote /rel to \"relative/path\", which does not begin with '/'");
     assert_eq!(get_host(&s, "bad.test", "/empty").status, 500);
+    // A look-around regex that backtracks past its limit: an answer, not a hung worker.
+    assert_eq!(get_host(&s, "bad.test", "/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb!").status, 500);
+    s.wait_log("failed: ");
 }
 
 #[test]
@@ -362,4 +365,18 @@ fn conf_d_snippet_loads() {
     let s = Server::start(&format!("{BASE}\ninclude \"{}\"\n", snippet.display()));
     std::fs::write(s.docroot().join("file.txt"), "served").unwrap();
     assert_eq!(s.get("/file.txt").text(), "served");
+}
+
+#[test]
+fn connect_targets_are_left_alone() {
+    let s = start(r#"url.rewrite-once = ( "" => "/file.txt" )"#);
+    let r = request(s.port, "CONNECT tunnel.test:443 HTTP/1.1\r\nHost: tunnel.test:443\r\n\r\n");
+    assert_eq!(r.status, 405, "{}", r.head);
+    assert_eq!(s.get("/anything").text(), "the file\n");
+    let line = "CONNECT tunnel.test:443 HTTP/1.1|tunnel.test:443||405";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(s.dir.path().join("access.log")).unwrap_or_default().contains(line) {
+        assert!(std::time::Instant::now() < deadline, "access log has no {line:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

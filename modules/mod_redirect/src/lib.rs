@@ -78,6 +78,10 @@ impl Module for Redirect {
         let Some((block, rules)) = conf.rules.as_ref().filter(|(_, r)| !r.is_empty()) else {
             return Handler::GoOn;
         };
+        // Only paths are redirected: not CONNECT's authority-form target.
+        if !req.target().starts_with(b"/") {
+            return Handler::GoOn;
+        }
         let outcome = {
             let url = Url::of(req);
             process(rules.iter().map(|r| &**r), req.target(), &url, |n| req.capture(*block, n))

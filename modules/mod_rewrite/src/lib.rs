@@ -144,7 +144,8 @@ fn answer_500<M: Module>(req: &mut Request<M>) -> Handler {
 
 /// Try `rules` on the current target; rewrite and come back on a match.
 fn rewrite(req: &mut Request<Rewrite>, rules: &Rules, stage: &str) -> Handler {
-    if req.state().finished {
+    // Only paths are rewritten: not CONNECT's authority-form target.
+    if req.state().finished || !req.target().starts_with(b"/") {
         return Handler::GoOn;
     }
     let outcome = {

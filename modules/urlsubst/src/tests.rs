@@ -194,3 +194,12 @@ fn compiled_rules_are_shared() {
     assert!(!Arc::ptr_eq(&a, &c));
     assert!(compile("(", "/").is_err());
 }
+
+#[test]
+fn a_regex_past_its_backtracking_limit_fails_the_request() {
+    let target = "/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb!";
+    match run("^/(?=b)(b|b)*$", "/never", target, &[]) {
+        Outcome::Failed(e) => assert!(e.starts_with("regex \"^/(?=b)(b|b)*$\" failed"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

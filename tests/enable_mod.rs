@@ -73,7 +73,10 @@ fn snippets_are_enabled_and_disabled_by_links() {
     let (code, out, _) = tool("featherd-enable-mod", dir.path(), &["accesslog"]);
     assert_eq!((code, out.contains("already enabled")), (0, true), "{out}");
     let (_, out, _) = tool("featherd-enable-mod", dir.path(), &["-l"]);
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["accesslog", "enabled"]), "{out}");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["accesslog", "enabled"]),
+        "{out}"
+    );
 
     // Unknown or malicious names are refused.
     for bad in ["nosuchmodule", "../featherd", ""] {

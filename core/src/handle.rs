@@ -129,6 +129,10 @@ fn error_handler(req: &mut Request) -> bool {
     n[1] = b'0' + (status / 10 % 10) as u8;
     n[2] = b'0' + (status % 10) as u8;
     req.env.set(b"REDIRECT_STATUS", &n);
+    if req.target_orig.is_empty() {
+        // The handler learns what was asked for from REQUEST_URI (lighttpd's target_orig).
+        req.target_orig = std::mem::take(&mut req.head.target);
+    }
     req.head.target.clear();
     req.head.target.extend_from_slice(uri.as_bytes());
     req.status = 0;

@@ -289,7 +289,8 @@ fn error_handlers_answer_server_errors_with_the_error_status() {
     std::fs::write(
         root.join("errors/handler.py"),
         "import os\nprint('Status: 200')\nprint('Content-Type: text/plain')\nprint()\n\
-         print('status', os.environ.get('REDIRECT_STATUS'), 'method', os.environ.get('REQUEST_METHOD'))\n",
+         print('status', os.environ.get('REDIRECT_STATUS'), 'method', os.environ.get('REQUEST_METHOD'))\n\
+         print('uri', os.environ.get('REQUEST_URI'), os.environ.get('REDIRECT_URI'))\n",
     )
     .expect("write");
     std::fs::write(
@@ -314,12 +315,22 @@ fn error_handlers_answer_server_errors_with_the_error_status() {
     assert_eq!((r.status, r.body.len()), (404, 0));
     // server.error-handler takes every error: 404 and 403 (a directory without index), with
     // REDIRECT_STATUS, asked with GET also for a POST; its 200 carries the error status.
-    let r = ask("GET", "dyn.test", "/missing.txt");
-    assert_eq!((r.status, r.text().trim()), (404, "status 404 method GET"));
+    // The handler learns what was asked for from REQUEST_URI, as in lighttpd.
+    let r = ask("GET", "dyn.test", "/missing.txt?q");
+    assert_eq!(
+        (r.status, r.text().trim()),
+        (404, "status 404 method GET\nuri /missing.txt?q /errors/handler.py")
+    );
     let r = ask("GET", "dyn.test", "/emptydir/");
-    assert_eq!((r.status, r.text().trim()), (403, "status 403 method GET"));
+    assert_eq!(
+        (r.status, r.text().trim()),
+        (403, "status 403 method GET\nuri /emptydir/ /errors/handler.py")
+    );
     let r = ask("POST", "dyn.test", "/missing.txt");
-    assert_eq!((r.status, r.text().trim()), (404, "status 404 method GET"));
+    assert_eq!(
+        (r.status, r.text().trim()),
+        (404, "status 404 method GET\nuri /missing.txt /errors/handler.py")
+    );
     // A dynamic handler may choose another status.
     let r = ask("GET", "gone.test", "/missing.txt");
     assert_eq!((r.status, r.text().trim()), (410, "gone for good"));

@@ -233,7 +233,28 @@ fn local_redirect_restarts_the_request_when_enabled() {
     let v = vars(&r);
     assert_eq!(var(&v, "SCRIPT_NAME"), Some("/cgi/env.py"), "{}", r.text());
     assert_eq!(var(&v, "QUERY_STRING"), Some("from=redirect"));
+    // As lighttpd: REQUEST_URI is what the client asked for, REDIRECT_URI where it went.
+    assert_eq!(var(&v, "REQUEST_URI"), Some("/cgi/localredir.py"));
+    assert_eq!(var(&v, "REDIRECT_URI"), Some("/cgi/env.py?from=redirect"));
     assert_eq!(r.header("Location"), None);
+}
+
+#[test]
+fn local_redirect_loop_is_a_500_on_a_connection_that_goes_on() {
+    let s = start(r#"cgi.local-redir = "enable""#);
+    // Two scripts that send the request to each other.
+    std::fs::write(s.docroot().join("cgi/ping.py"), "print(\"Location: /cgi/pong.py\")\nprint()\n").unwrap();
+    std::fs::write(s.docroot().join("cgi/pong.py"), "print(\"Location: /cgi/ping.py?again\")\nprint()\n")
+        .unwrap();
+    let data = raw(
+        s.port,
+        b"GET /cgi/ping.py HTTP/1.1\r\nHost: a\r\n\r\nGET /cgi/nph-status.py HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let rs = parse_responses(&data, false);
+    assert_eq!(rs.len(), 2, "{}", String::from_utf8_lossy(&data));
+    assert_eq!(rs[0].status, 500);
+    assert_eq!(rs[1].status, 203);
+    s.wait_log("restarted more than 16 times (rewrite loop?): /cgi/pong.py (sent as /cgi/ping.py)");
 }
 
 #[test]

@@ -129,6 +129,10 @@ fn error_handler(req: &mut Request) -> bool {
     n[1] = b'0' + (status / 10 % 10) as u8;
     n[2] = b'0' + (status % 10) as u8;
     req.env.set(b"REDIRECT_STATUS", &n);
+    if req.target_orig.is_empty() {
+        // The handler learns what was asked for from REQUEST_URI (lighttpd's target_orig).
+        req.target_orig = std::mem::take(&mut req.head.target);
+    }
     req.head.target.clear();
     req.head.target.extend_from_slice(uri.as_bytes());
     req.status = 0;
@@ -196,10 +200,27 @@ fn comeback(req: &mut Request) -> Option<Step> {
     req.comebacks += 1;
     if req.comebacks > MAX_COMEBACKS {
         log::error!(
-            "request restarted more than {MAX_COMEBACKS} times (rewrite loop?): {}",
-            String::from_utf8_lossy(&req.head.target)
+            "request restarted more than {MAX_COMEBACKS} times (rewrite loop?): {} (sent as {})",
+            String::from_utf8_lossy(&req.head.target),
+            String::from_utf8_lossy(if req.target_orig.is_empty() {
+                &req.head.target
+            } else {
+                &req.target_orig
+            })
         );
-        return Some(Step::Error);
+        if req.head_sent {
+            return Some(Step::Error);
+        }
+        // A loop in the configuration is not a broken connection: answer a plain 500 and
+        // keep the connection.
+        req.handler = None;
+        req.resp_headers.clear();
+        req.body.clear();
+        req.content_length = None;
+        req.status = 500;
+        req.body_finished = true;
+        req.phase = Phase::Respond;
+        return Some(Step::Respond);
     }
     let opts = req.loaded.server.url;
     req.handler = None;

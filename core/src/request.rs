@@ -51,6 +51,8 @@ pub struct Request {
     pub loaded: Arc<Loaded>,
     pub id: u64,
     pub head: Head,
+    /// The target as received, kept by the first `request_set_target` (empty until then).
+    pub target_orig: Vec<u8>,
     pub path: Vec<u8>,
     pub query: Option<Vec<u8>>,
     /// Shared with the connection (one allocation per connection, not per request).
@@ -108,6 +110,7 @@ impl Request {
             loaded,
             id: 0,
             head: Head::default(),
+            target_orig: Vec::new(),
             path: Vec::new(),
             query: None,
             peer: Arc::default(),
@@ -145,6 +148,7 @@ impl Request {
 
     /// Forget the previous request (keeping buffers).
     pub fn reset(&mut self) {
+        self.target_orig.clear();
         self.path.clear();
         self.query = None;
         self.docroot.clear();

@@ -61,7 +61,7 @@ typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t s
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 2
+#define FEATHERD_ABI_MINOR 3
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -332,6 +332,10 @@ typedef struct fd_host_api {
   // removes it from the poller, so no separate unregistration call is made. The host takes
   // `fd` in every case. Returns -2 for an unknown handle (the fd is closed all the same).
   int32_t (*fd_close)(int64_t handle, int32_t fd);
+  // The target as the client sent it, before any `request_set_target` (mod_rewrite, a
+  // backend's local redirect) changed it: CGI's `REQUEST_URI`, the access log's request
+  // line. Equal to `request_target` for a request that was not rewritten.
+  struct fd_str (*request_target_orig)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -791,6 +791,19 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end) && unsafe { (host().response_append_physical)(self.raw, offset, len) } == 0
     }
 
+    /// The target as the client sent it, before mod_rewrite or a backend's local redirect
+    /// changed it (lighttpd's `target_orig`: CGI's `REQUEST_URI`, the access log's `%r`).
+    /// Equal to [`Request::target`] for a request that was not rewritten, and on a server
+    /// older than ABI 1.3.
+    pub fn target_orig(&self) -> &[u8] {
+        let end = core::mem::offset_of!(HostApi, request_target_orig) + core::mem::size_of::<usize>();
+        if !host_has(end) {
+            return self.target();
+        }
+        // SAFETY: the field exists (checked above); live request; see `found_str` for the borrow.
+        unsafe { (host().request_target_orig)(self.raw).as_bytes() }
+    }
+
     /// Response body bytes written so far (None on a server older than ABI 1.1).
     pub fn body_bytes_out(&self) -> Option<u64> {
         let end = core::mem::offset_of!(HostApi, response_body_bytes_out) + core::mem::size_of::<usize>();

@@ -99,6 +99,7 @@ pub static HOST_API: HostApi = HostApi {
     response_body_bytes_out,
     response_append_physical,
     fd_close,
+    request_target_orig,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -340,6 +341,10 @@ unsafe extern "C" fn request_set_target(r: *mut fd_request, target: Str) -> i32 
     let (Some(r), t) = (unsafe { req(r) }, unsafe { bytes(target) }) else { return -1 };
     if t.first() != Some(&b'/') || t.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return -1;
+    }
+    if r.target_orig.is_empty() {
+        // The first rewrite keeps what the client sent.
+        r.target_orig = std::mem::take(&mut r.head.target);
     }
     r.head.target.clear();
     r.head.target.extend_from_slice(t);
@@ -778,4 +783,13 @@ unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, l
 
 unsafe extern "C" fn fd_close(handle: i64, fd: i32) -> i32 {
     worker::fd_close(handle, fd)
+}
+
+unsafe extern "C" fn request_target_orig(r: *mut fd_request) -> Str {
+    // SAFETY: ABI rule on r.
+    match unsafe { req(r) } {
+        Some(r) if !r.target_orig.is_empty() => sv(&r.target_orig),
+        Some(r) => sv(&r.head.target),
+        None => Str::EMPTY,
+    }
 }

@@ -170,14 +170,20 @@ pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
     env.push_new(b"SERVER_ADDR", laddr);
     env.push_new(b"REQUEST_METHOD", req.method());
     env.push_new(b"REDIRECT_STATUS", b"200");
-    let mut uri = req.target();
+    // As lighttpd: REQUEST_URI is what the client asked for; after mod_rewrite (or a local
+    // redirect) changed the target, REDIRECT_URI is the target the request ended up with.
+    let orig = req.target_orig();
+    if orig != req.target() {
+        env.push_new(b"REDIRECT_URI", req.target());
+    }
+    let mut uri = orig;
     if let Some(strip) = &opts.strip_request_uri {
         let s = strip.trim_end_matches('/').as_bytes();
         if !s.is_empty() && uri.starts_with(s) {
             uri = &uri[s.len()..];
         }
     }
-    if uri.first() == Some(&b'/') || uri.len() == req.target().len() {
+    if uri.first() == Some(&b'/') || uri.len() == orig.len() {
         env.push_new(b"REQUEST_URI", uri);
     } else {
         let mut u = Vec::with_capacity(uri.len() + 1);

@@ -17,8 +17,12 @@ pub trait LogValues {
     /// "addr:port" the request came in on.
     fn local_addr(&self) -> &[u8];
     fn method(&self) -> &[u8];
-    /// The request target as received (path and query, not decoded).
+    /// The request target (path and query, not decoded); after mod_rewrite, the rewritten one.
     fn target(&self) -> &[u8];
+    /// The target as the client sent it, before any rewrite (for `%r`, as lighttpd).
+    fn target_orig(&self) -> &[u8] {
+        self.target()
+    }
     fn protocol(&self) -> &[u8];
     /// Host name of the request (lower-case, no port).
     fn host(&self) -> &[u8];
@@ -279,7 +283,7 @@ fn render_field(f: &Field, v: &dyn LogValues, out: &mut Vec<u8>) {
         Field::RequestLine => {
             escape_into(out, v.method());
             out.push(b' ');
-            escape_into(out, v.target());
+            escape_into(out, v.target_orig());
             out.push(b' ');
             escape_into(out, v.protocol());
         }

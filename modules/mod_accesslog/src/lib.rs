@@ -201,6 +201,9 @@ impl LogValues for ReqValues<'_, '_> {
     fn target(&self) -> &[u8] {
         self.req.target()
     }
+    fn target_orig(&self) -> &[u8] {
+        self.req.target_orig()
+    }
     fn protocol(&self) -> &[u8] {
         self.req.protocol()
     }

@@ -50,6 +50,8 @@ pub struct Request {
     pub loaded: Arc<Loaded>,
     pub id: u64,
     pub head: Head,
+    /// The target as the client sent it, kept when a module first rewrites it.
+    pub target_orig: Option<Vec<u8>>,
     pub path: Vec<u8>,
     pub query: Option<Vec<u8>>,
     /// Shared with the connection (one allocation per connection, not per request).
@@ -104,6 +106,7 @@ impl Request {
             loaded,
             id: 0,
             head: Head::default(),
+            target_orig: None,
             path: Vec::new(),
             query: None,
             peer: Arc::default(),
@@ -140,6 +143,7 @@ impl Request {
 
     /// Forget the previous request (keeping buffers).
     pub fn reset(&mut self) {
+        self.target_orig = None;
         self.path.clear();
         self.query = None;
         self.docroot.clear();

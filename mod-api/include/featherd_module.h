@@ -345,6 +345,10 @@ typedef struct fd_host_api {
   // Close the connection after this response instead of keeping it alive (mod_auth does so
   // after a wrong password, as lighttpd does).
   void (*request_disable_keep_alive)(fd_request *req);
+  // The request target as the client sent it, before any module rewrote it
+  // (`request_set_target`); the same as `request_target` when nobody did. Digest
+  // authentication checks the client's `uri` against it, as lighttpd does.
+  struct fd_str (*request_target_orig)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -511,6 +511,10 @@ pub struct HostApi {
     /// Close the connection after this response instead of keeping it alive (mod_auth does so
     /// after a wrong password, as lighttpd does).
     pub request_disable_keep_alive: unsafe extern "C" fn(req: *mut fd_request),
+    /// The request target as the client sent it, before any module rewrote it
+    /// (`request_set_target`); the same as `request_target` when nobody did. Digest
+    /// authentication checks the client's `uri` against it, as lighttpd does.
+    pub request_target_orig: unsafe extern "C" fn(req: *mut fd_request) -> Str,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

@@ -790,6 +790,17 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end).then(|| unsafe { (host().response_body_bytes_out)(self.raw) })
     }
 
+    /// The target as the client sent it, before any rewrite (the current target on a server
+    /// older than ABI 1.2).
+    pub fn target_orig(&self) -> &[u8] {
+        let end = core::mem::offset_of!(HostApi, request_target_orig) + core::mem::size_of::<usize>();
+        if !host_has(end) {
+            return self.target();
+        }
+        // SAFETY: the field exists (checked above); live request; see `found_str` for the borrow.
+        unsafe { (host().request_target_orig)(self.raw).as_bytes() }
+    }
+
     /// Close the connection after this response (no keep-alive). Does nothing on a server
     /// older than ABI 1.2.
     pub fn disable_keep_alive(&mut self) {

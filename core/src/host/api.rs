@@ -101,6 +101,7 @@ pub static HOST_API: HostApi = HostApi {
     service_register,
     service_lookup,
     request_disable_keep_alive,
+    request_target_orig,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -342,6 +343,9 @@ unsafe extern "C" fn request_set_target(r: *mut fd_request, target: Str) -> i32 
     let (Some(r), t) = (unsafe { req(r) }, unsafe { bytes(target) }) else { return -1 };
     if t.first() != Some(&b'/') || t.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return -1;
+    }
+    if r.target_orig.is_none() {
+        r.target_orig = Some(r.head.target.clone());
     }
     r.head.target.clear();
     r.head.target.extend_from_slice(t);
@@ -788,4 +792,9 @@ unsafe extern "C" fn request_disable_keep_alive(r: *mut fd_request) {
     if let Some(r) = unsafe { req(r) } {
         r.head.close = true;
     }
+}
+
+unsafe extern "C" fn request_target_orig(r: *mut fd_request) -> Str {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(Str::EMPTY, |r| sv(r.target_orig.as_deref().unwrap_or(&r.head.target)))
 }

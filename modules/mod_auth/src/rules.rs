@@ -125,11 +125,6 @@ fn parse_require_field(rule: &mut Rule, s: &str) -> Result<(), String> {
             }
         }
     }
-    if s.split('|').any(|t| t == "valid-user") {
-        return Err(format!(
-            "error parsing auth.require 'require' field: valid-user can not be combined with other require rules {EXPECT}: {s:?}"
-        ));
-    }
     Ok(())
 }
 
@@ -287,7 +282,9 @@ mod tests {
         r.valid_user = false;
         parse_require_field(&mut r, "user=a|user=b|group=g|host=h").unwrap();
         assert_eq!((r.users.len(), r.groups.len(), r.hosts.len()), (2, 1, 1));
-        for bad in ["user", "user=", "nobody=x", "user=a|valid-user", "valid-user|user=a"] {
+        for bad in
+            ["user", "user=", "nobody=x", "user=a|valid-user", "valid-user|user=a", "user=a|valid-user=b"]
+        {
             assert!(parse_require_field(&mut rule("/"), bad).is_err(), "{bad}");
         }
     }

@@ -711,3 +711,33 @@ $HTTP["url"] =^ "/a" { auth.backend = "" }"#,
     assert_eq!(get_auth(s.port, "/a/x.txt", &format!("Basic {}", b64("alice:secret"))).status, 500);
     s.wait_log("auth.backend not configured for /a/x.txt");
 }
+
+#[test]
+fn conf_d_snippet_loads() {
+    let snippet = workspace_root().join("conf.d/auth.conf");
+    let conf = format!(
+        "{BASE}\ninclude \"{}\"\nauth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"@DIR@/users.htpasswd\"\n\
+         auth.delay-invalid-creds = \"disable\"\n\
+         auth.require = ( \"/a/\" => ( \"method\" => \"basic\", \"realm\" => \"A\", \"require\" => \"user=bob\" ) )\n",
+        snippet.display()
+    );
+    let s = Server::start_in(site(), &conf, None);
+    assert_eq!(s.get("/a/x.txt").status, 401);
+    assert_eq!(get_auth(s.port, "/a/x.txt", &format!("Basic {}", b64("bob:builder"))).status, 200);
+    assert!(!s.error_log().contains("loaded automatically"), "{}", s.error_log());
+}
+
+#[test]
+fn a_backend_module_alone_brings_mod_auth_in() {
+    let s = Server::start_in(
+        site(),
+        &conf(
+            r#"server.modules = ( "mod_authn_file", "mod_staticfile" )
+auth.backend = "plain"
+auth.require = ( "/a/" => ( "method" => "basic", "realm" => "A", "require" => "valid-user" ) )"#,
+        ),
+        None,
+    );
+    assert_eq!(s.get("/a/x.txt").status, 401);
+    assert_eq!(get_auth(s.port, "/a/x.txt", &format!("Basic {}", b64("dave:davepw"))).status, 200);
+}

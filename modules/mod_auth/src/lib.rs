@@ -128,14 +128,16 @@ impl ModuleConfig for AuthConfig {
                 self.cache_max_age = Some(age);
             }
             4 => {
-                let ms =
-                    match v.as_bool() {
-                        Some(true) => DEFAULT_DELAY_MS,
-                        Some(false) => 0,
-                        None => v.as_int().filter(|n| (0..=60_000).contains(n)).ok_or(
-                            "expected \"enable\", \"disable\" or a delay in milliseconds (0 to 60000)",
-                        )? as u64,
-                    };
+                const EXPECTED: &str =
+                    "expected \"enable\", \"disable\" or a delay in milliseconds (0 to 60000)";
+                // A number is milliseconds (0 and 1 too); a word is the on/off switch.
+                let ms = match (v.kind(), v.as_bool()) {
+                    (featherd_mod_api::ValueKind::Int, _) | (_, None) => {
+                        v.as_int().filter(|n| (0..=60_000).contains(n)).ok_or(EXPECTED)? as u64
+                    }
+                    (_, Some(true)) => DEFAULT_DELAY_MS,
+                    (_, Some(false)) => 0,
+                };
                 self.delay_ms = Some(ms);
             }
             _ => {}

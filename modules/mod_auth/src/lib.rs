@@ -193,7 +193,8 @@ struct CacheEntry {
 
 static CACHE: Mutex<Option<HashMap<CacheKey, CacheEntry>>> = Mutex::new(None);
 /// Nonce → (issued, highest nc accepted).
-static NONCE_COUNTS: Mutex<Option<HashMap<Vec<u8>, (u64, u32)>>> = Mutex::new(None);
+type NonceCounts = HashMap<Vec<u8>, (u64, u32)>;
+static NONCE_COUNTS: Mutex<Option<NonceCounts>> = Mutex::new(None);
 const NONCE_COUNTS_MAX: usize = 65536;
 
 fn cache_get(key: &CacheKey, max_age: u64, now: u64) -> Option<(Vec<u8>, Vec<u8>)> {

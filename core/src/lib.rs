@@ -4,6 +4,7 @@
 //! ([`host`]); each [`worker`] accepts connections, parses request heads ([`http`]) into a
 //! [`request::Request`], runs the hook chain ([`handle`]) and writes the response from a
 //! [`chunk::ChunkQueue`].
+pub mod blocking;
 pub mod body;
 pub mod chunk;
 pub mod conf;

@@ -4,6 +4,7 @@
 //! and timers live in a thread-local context so that host services called from inside a
 //! hook can reach them without aliasing the worker's own borrows.
 
+use crate::blocking::Completions;
 use crate::chunk::{ChunkQueue, WriteResult};
 use crate::handle::{self, Step};
 use crate::host::{DataPtr, Loaded};
@@ -152,6 +153,10 @@ struct WorkerCtx {
     timer_regs: HashMap<u64, TimerReg>,
     next_timer: u64,
     wakes: Vec<u64>,
+    /// Finished blocking-pool jobs come back here ([`crate::blocking`]).
+    completions: Arc<Completions>,
+    /// Jobs submitted and not yet completed.
+    jobs_out: usize,
 }
 
 thread_local! {
@@ -183,6 +188,19 @@ pub fn wake(id: u64) -> i32 {
             0
         }
         None => -1,
+    })
+}
+
+/// Hand `job` to the blocking pool; `done` comes back to this worker's loop.
+pub fn blocking_submit(data: DataPtr, job: fd_blocking_fn, done: fd_blocking_fn, ctx: *mut c_void) -> i32 {
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        if !crate::blocking::submit(data, job, done, ctx, w.completions.clone()) {
+            return -1;
+        }
+        w.jobs_out += 1;
+        0
     })
 }
 
@@ -466,11 +484,26 @@ pub struct Worker {
     last_tick: u64,
 }
 
+/// Wakers of pollers whose worker has not started yet, by the poller's fd: mio allows one
+/// waker per poller, and the worker needs it too (the blocking pool wakes it with it).
+static WAKERS: std::sync::Mutex<Vec<(RawFd, Arc<Waker>)>> = std::sync::Mutex::new(Vec::new());
+
 /// Create a worker's poller and waker (the waker is handed to the main thread).
 pub fn new_poll() -> io::Result<(Poll, Arc<Waker>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    if let Ok(mut w) = WAKERS.lock() {
+        w.push((poll.as_raw_fd(), waker.clone()));
+    }
     Ok((poll, waker))
+}
+
+/// The waker `new_poll` made for `poll`.
+fn take_waker(poll: &Poll) -> Option<Arc<Waker>> {
+    let fd = poll.as_raw_fd();
+    let mut w = WAKERS.lock().ok()?;
+    let i = w.iter().position(|(f, _)| *f == fd)?;
+    Some(w.swap_remove(i).1)
 }
 
 impl Worker {
@@ -524,6 +557,8 @@ impl Worker {
                 timer_regs: HashMap::new(),
                 next_timer: 0,
                 wakes: Vec::new(),
+                completions: Completions::new(take_waker(&self.poll)),
+                jobs_out: 0,
             })
         });
         for m in &self.loaded.modules {
@@ -579,6 +614,7 @@ impl Worker {
                 }
             }
             self.run_timers();
+            run_completions();
             self.run_wakes();
             let now = now_secs();
             if now != self.last_tick {
@@ -621,6 +657,10 @@ impl Worker {
                     d = Duration::ZERO;
                 } else if let Some(Reverse((at, _))) = w.timers.peek() {
                     d = d.min(at.saturating_duration_since(Instant::now()));
+                }
+                if w.jobs_out > 0 && !w.completions.has_waker() {
+                    // Nothing will wake us when a job finishes: look again soon.
+                    d = d.min(Duration::from_millis(5));
                 }
             }
         });
@@ -1502,6 +1542,22 @@ impl Worker {
         for k in expired {
             self.close(k);
         }
+    }
+}
+
+/// Call `done` for the blocking jobs of this worker that finished.
+fn run_completions() {
+    let done = WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let w = w.as_mut()?;
+        let done = w.completions.take();
+        w.jobs_out = w.jobs_out.saturating_sub(done.len());
+        Some(done)
+    });
+    for t in done.into_iter().flatten() {
+        // SAFETY: the module's completion with its own data and context, on the worker that
+        // submitted the job (ABI rule for blocking_submit).
+        unsafe { (t.done)(t.data.0, t.ctx.0) };
     }
 }
 

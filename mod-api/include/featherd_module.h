@@ -61,7 +61,7 @@ typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t s
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 3
+#define FEATHERD_ABI_MINOR 4
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -143,6 +143,10 @@ typedef struct fd_file_info {
   // 1 for a regular file, 2 for a directory, 0 for anything else.
   uint32_t kind;
 } fd_file_info;
+
+// A step of a blocking job (see `blocking_submit`): `module_data` is what the module's `init`
+// returned, `ctx` what it passed at submission.
+typedef void (*fd_blocking_fn)(void *module_data, void *ctx);
 
 // The services the server offers to modules, passed to `init`. Append-only like the
 // descriptor: check `struct_size` before calling a field added after the module's ABI minor
@@ -336,6 +340,26 @@ typedef struct fd_host_api {
   // backend's local redirect) changed it: CGI's `REQUEST_URI`, the access log's request
   // line. Equal to `request_target` for a request that was not rewritten.
   struct fd_str (*request_target_orig)(fd_request *req);
+  // Run `job(module_data, ctx)` on one of the server's blocking threads (a small pool shared
+  // by all workers, started on first use), then `done(module_data, ctx)` on the worker thread
+  // that submitted it, from its event loop. For work that must block or burn CPU (a slow
+  // password hash, a large directory walk): the worker goes on serving other clients
+  // meanwhile; a request waiting for the result returns WAIT_FOR_EVENT and is woken from
+  // `done`. `job` must not call host services. `done` is called exactly once while the
+  // worker runs (not at all if the worker stops first: `ctx` is then leaked). Worker thread
+  // only: returns 0, or -1 (not on a worker thread, or no thread could be started).
+  int32_t (*blocking_submit)(uint32_t module_id, fd_blocking_fn job, fd_blocking_fn done, void *ctx);
+  // Offer a table of functions to other modules under `name` (e.g. mod_authn_file offers
+  // the password backends mod_auth calls). The table's layout is the business of the modules
+  // that share the name; it must stay valid until `cleanup`. Call from `init` (main thread).
+  // Returns 0, or -1 when the name is taken or the call comes too late.
+  int32_t (*service_register)(uint32_t module_id, struct fd_str name, const void *table);
+  // The table registered under `name`, or null. `provider` (may be null) receives the id of
+  // the module that registered it. Callable from `set_defaults` on (every `init` has run).
+  const void *(*service_lookup)(struct fd_str name, uint32_t *provider);
+  // Close the connection after this response instead of keeping it alive (mod_auth does so
+  // after a wrong password, as lighttpd does).
+  void (*request_disable_keep_alive)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.
@@ -411,6 +435,8 @@ typedef const struct fd_module_descriptor *(*fd_module_entry)(void);
 #define FEATHERD_MODULE_DESCRIPTOR_SIZE_V1_0 ((uint32_t)offsetof(fd_module_descriptor, description))
 /* Size of fd_host_api as ABI 1.0 published it. */
 #define FEATHERD_HOST_API_SIZE_V1_0 ((uint32_t)offsetof(fd_host_api, module_description))
+/* Size of fd_host_api as ABI 1.1 published it. */
+#define FEATHERD_HOST_API_SIZE_V1_1 ((uint32_t)offsetof(fd_host_api, blocking_submit))
 
 /* True when the host table `host` has the field `field` (a field added after ABI 1.0 must be
  * checked before it is called). */

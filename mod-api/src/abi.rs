@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 3;
+pub const ABI_MINOR: u32 = 4;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -41,6 +41,8 @@ pub const MODULE_SYMBOL: &str = "featherd_module_v1";
 pub const MODULE_DESCRIPTOR_SIZE_V1_0: u32 = core::mem::offset_of!(ModuleDescriptor, description) as u32;
 /// Size of [`HostApi`] as ABI 1.0 published it.
 pub const HOST_API_SIZE_V1_0: u32 = core::mem::offset_of!(HostApi, module_description) as u32;
+/// Size of [`HostApi`] as ABI 1.1 published it.
+pub const HOST_API_SIZE_V1_1: u32 = core::mem::offset_of!(HostApi, blocking_submit) as u32;
 
 // ---------------------------------------------------------------------------------------------
 // Results of hooks (lighttpd's handler_t)
@@ -160,6 +162,10 @@ pub const FD_ERROR: u32 = 8;
 /// -1 and `events` is 0). `module_data` is what the module's `init` returned, `ctx` what it
 /// passed at registration.
 pub type fd_event_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void, fd: i32, events: u32);
+
+/// A step of a blocking job (see `blocking_submit`): `module_data` is what the module's `init`
+/// returned, `ctx` what it passed at submission.
+pub type fd_blocking_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void);
 
 /// What the host's stat found (see `request_file_info`).
 #[repr(C)]
@@ -497,6 +503,33 @@ pub struct HostApi {
     /// backend's local redirect) changed it: CGI's `REQUEST_URI`, the access log's request
     /// line. Equal to `request_target` for a request that was not rewritten.
     pub request_target_orig: unsafe extern "C" fn(req: *mut fd_request) -> Str,
+
+    // ---- ABI 1.4 ----
+    /// Run `job(module_data, ctx)` on one of the server's blocking threads (a small pool shared
+    /// by all workers, started on first use), then `done(module_data, ctx)` on the worker thread
+    /// that submitted it, from its event loop. For work that must block or burn CPU (a slow
+    /// password hash, a large directory walk): the worker goes on serving other clients
+    /// meanwhile; a request waiting for the result returns WAIT_FOR_EVENT and is woken from
+    /// `done`. `job` must not call host services. `done` is called exactly once while the
+    /// worker runs (not at all if the worker stops first: `ctx` is then leaked). Worker thread
+    /// only: returns 0, or -1 (not on a worker thread, or no thread could be started).
+    pub blocking_submit: unsafe extern "C" fn(
+        module_id: u32,
+        job: fd_blocking_fn,
+        done: fd_blocking_fn,
+        ctx: *mut c_void,
+    ) -> i32,
+    /// Offer a table of functions to other modules under `name` (e.g. mod_authn_file offers
+    /// the password backends mod_auth calls). The table's layout is the business of the modules
+    /// that share the name; it must stay valid until `cleanup`. Call from `init` (main thread).
+    /// Returns 0, or -1 when the name is taken or the call comes too late.
+    pub service_register: unsafe extern "C" fn(module_id: u32, name: Str, table: *const c_void) -> i32,
+    /// The table registered under `name`, or null. `provider` (may be null) receives the id of
+    /// the module that registered it. Callable from `set_defaults` on (every `init` has run).
+    pub service_lookup: unsafe extern "C" fn(name: Str, provider: *mut u32) -> *const c_void,
+    /// Close the connection after this response instead of keeping it alive (mod_auth does so
+    /// after a wrong password, as lighttpd does).
+    pub request_disable_keep_alive: unsafe extern "C" fn(req: *mut fd_request),
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

@@ -215,6 +215,8 @@ pub trait Module: Sized + Send + Sync + 'static {
 
 static HOST: AtomicPtr<HostApi> = AtomicPtr::new(core::ptr::null_mut());
 static MODULE_ID: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The module type this library exports and its instance (for [`with_request`]).
+static INSTANCE: std::sync::RwLock<Option<(std::any::TypeId, usize)>> = std::sync::RwLock::new(None);
 
 /// The host table. Panics if called before `init` (the SDK never does).
 fn host() -> &'static HostApi {
@@ -811,6 +813,16 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end).then(|| unsafe { (host().response_body_bytes_out)(self.raw) })
     }
 
+    /// Close the connection after this response (no keep-alive). Does nothing on a server
+    /// older than ABI 1.4.
+    pub fn disable_keep_alive(&mut self) {
+        let end = core::mem::offset_of!(HostApi, request_disable_keep_alive) + core::mem::size_of::<usize>();
+        if host_has(end) {
+            // SAFETY: the field exists (checked above); live request.
+            unsafe { (host().request_disable_keep_alive)(self.raw) };
+        }
+    }
+
     /// Make this module the request's handler: its `subrequest` hook produces the response.
     pub fn claim(&mut self) -> bool {
         // SAFETY: live request.
@@ -1103,6 +1115,146 @@ impl Timer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The blocking pool
+
+/// What a job produced, type-erased for the trip back to the worker.
+type JobOutput = Result<Box<dyn Any + Send>, String>;
+
+/// Travels with the job to a pool thread and back: only `Send` things.
+struct JobCell {
+    job: Option<Box<dyn FnOnce() -> Box<dyn Any + Send> + Send>>,
+    out: Option<JobOutput>,
+    token: u64,
+}
+
+type DoneFn = Box<dyn FnOnce(JobOutput)>;
+
+thread_local! {
+    /// The `done` halves of this worker's jobs: they may hold non-`Send` things (an `Rc`, a
+    /// request id), so they never leave the worker thread.
+    static DONE: RefCell<std::collections::HashMap<u64, DoneFn>> = RefCell::new(Default::default());
+    static NEXT_JOB: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+unsafe extern "C" fn blocking_job(_data: *mut c_void, ctx: *mut c_void) {
+    // SAFETY: ctx is the Box<JobCell> leaked in `blocking`; the host hands it to exactly one
+    // pool thread, and gives it back to the worker (`blocking_done`) only after this returns.
+    let cell = unsafe { &mut *(ctx as *mut JobCell) };
+    if let Some(job) = cell.job.take() {
+        cell.out = Some(catch_unwind(AssertUnwindSafe(job)).map_err(|e| panic_message(&e)));
+    }
+}
+
+unsafe extern "C" fn blocking_done(_data: *mut c_void, ctx: *mut c_void) {
+    // SAFETY: ctx is the Box<JobCell> leaked in `blocking`; the host calls `done` once, after
+    // the job, on the submitting worker thread.
+    let cell = unsafe { Box::from_raw(ctx as *mut JobCell) };
+    let out = cell.out.unwrap_or_else(|| Err("the job did not run".into()));
+    let Some(f) = DONE.with(|d| d.borrow_mut().remove(&cell.token)) else { return };
+    if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(out))) {
+        log_raw(LOG_ERROR, &format!("panic in blocking job completion: {}", panic_message(&e)));
+    }
+}
+
+/// Run `job` on one of the server's blocking threads, then `done` with its result on this
+/// worker thread, from its event loop. For work that must block or burn CPU (a slow password
+/// hash, a large directory walk): the worker serves other clients meanwhile. A request waiting
+/// for the result returns [`Handler::WaitForEvent`] and is woken from `done`
+/// ([`RequestId::wake`]).
+///
+/// `job` must not call into the server (no logging through the host, no request access): it
+/// runs on a thread that is not a worker. A panic in `job` reaches `done` as `Err(message)`;
+/// a panic in `done` is logged. Call on a worker thread (in a hook or callback); fails on the
+/// main thread and on a server older than ABI 1.4. If the worker stops before the job is done,
+/// `done` is not called.
+pub fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+    done: impl FnOnce(Result<T, String>) + 'static,
+) -> std::io::Result<()> {
+    let end = core::mem::offset_of!(HostApi, blocking_submit) + core::mem::size_of::<usize>();
+    if !host_has(end) {
+        return Err(std::io::Error::other("the server has no blocking pool (older than ABI 1.4)"));
+    }
+    let token = NEXT_JOB.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
+    let finish: DoneFn = Box::new(move |out: JobOutput| {
+        done(out.and_then(|b| b.downcast::<T>().map(|b| *b).map_err(|_| "job result of another type".into())))
+    });
+    DONE.with(|d| d.borrow_mut().insert(token, finish));
+    let cell = Box::new(JobCell {
+        job: Some(Box::new(move || Box::new(job()) as Box<dyn Any + Send>)),
+        out: None,
+        token,
+    });
+    let p = Box::into_raw(cell);
+    // SAFETY: host call (field checked above); the host owns p until it calls blocking_done.
+    let r = unsafe { (host().blocking_submit)(module_id(), blocking_job, blocking_done, p as *mut c_void) };
+    if r != 0 {
+        // SAFETY: p was not handed out.
+        drop(unsafe { Box::from_raw(p) });
+        DONE.with(|d| d.borrow_mut().remove(&token));
+        return Err(std::io::Error::other("blocking job refused (not on a worker thread?)"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services between modules
+
+/// Offer `table` to other modules under `name` (call from [`Module::init`]). What the table
+/// holds is agreed between the modules sharing the name, usually a `#[repr(C)]` struct of
+/// `extern "C"` functions starting with its size. False when the name is taken or the server
+/// is older than ABI 1.4.
+pub fn register_service<T: Sync + 'static>(name: &str, table: &'static T) -> bool {
+    let end = core::mem::offset_of!(HostApi, service_register) + core::mem::size_of::<usize>();
+    // SAFETY: the field exists (checked first); the table is 'static.
+    host_has(end)
+        && unsafe {
+            (host().service_register)(module_id(), s(name.as_bytes()), table as *const T as *const c_void)
+        } == 0
+}
+
+/// The table another module registered under `name` (from [`Module::set_defaults`] on) and
+/// that module's id. The caller knows the table's type from the name's contract.
+pub fn lookup_service(name: &str) -> Option<(*const c_void, u32)> {
+    let end = core::mem::offset_of!(HostApi, service_lookup) + core::mem::size_of::<usize>();
+    if !host_has(end) {
+        return None;
+    }
+    let mut provider = 0u32;
+    // SAFETY: the field exists (checked above); provider is writable.
+    let t = unsafe { (host().service_lookup)(s(name.as_bytes()), &mut provider) };
+    (!t.is_null()).then_some((t, provider))
+}
+
+/// Run `f` with this module's view of a request that another module handed over through a
+/// service call (its per-request configuration, its state), as if in one of this module's
+/// hooks. None when `M` is not the module this library exports, or before `init`.
+///
+/// # Safety
+/// `raw` must be a live request of the current worker thread, passed down from a hook (or a
+/// callback of the worker) that is running now, and no other `Request` of this module for it
+/// may be in use.
+pub unsafe fn with_request<M: Module, R>(
+    raw: *mut fd_request,
+    f: impl FnOnce(&mut Request<M>) -> R,
+) -> Option<R> {
+    let p = match INSTANCE.read() {
+        Ok(i) => match *i {
+            Some((t, p)) if t == std::any::TypeId::of::<M>() => p,
+            _ => return None,
+        },
+        Err(_) => return None,
+    };
+    // SAFETY: p is the Box<Instance<M>> init created (type checked above), alive until cleanup.
+    let inst = unsafe { &*(p as *const Instance<M>) };
+    let mut r = Request { raw, inst };
+    Some(f(&mut r))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Shims: the extern "C" side, written once for every module by `export_module!`.
 
 fn panic_message(e: &Box<dyn Any + Send>) -> String {
@@ -1151,7 +1303,11 @@ pub mod __private {
                     raw: RawValues(vec![vec![]]),
                 },
             };
-            Box::into_raw(Box::new(inst)) as *mut c_void
+            let p = Box::into_raw(Box::new(inst));
+            if let Ok(mut i) = INSTANCE.write() {
+                *i = Some((std::any::TypeId::of::<M>(), p as usize));
+            }
+            p as *mut c_void
         })
     }
 
@@ -1233,6 +1389,9 @@ pub mod __private {
             return;
         }
         guard("cleanup", (), || {
+            if let Ok(mut i) = INSTANCE.write() {
+                *i = None;
+            }
             // SAFETY: cleanup is the last call; we take back the Box from init.
             let mut b = unsafe { Box::from_raw(data as *mut Instance<M>) };
             b.module.cleanup();

@@ -100,6 +100,10 @@ pub static HOST_API: HostApi = HostApi {
     response_append_physical,
     fd_close,
     request_target_orig,
+    blocking_submit,
+    service_register,
+    service_lookup,
+    request_disable_keep_alive,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -783,6 +787,46 @@ unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, l
 
 unsafe extern "C" fn fd_close(handle: i64, fd: i32) -> i32 {
     worker::fd_close(handle, fd)
+}
+
+// ---- ABI 1.4
+
+unsafe extern "C" fn blocking_submit(
+    module_id: u32,
+    job: fd_blocking_fn,
+    done: fd_blocking_fn,
+    ctx: *mut c_void,
+) -> i32 {
+    let Some(m) = module_info(module_id) else { return -1 };
+    worker::blocking_submit(m.data, job, done, ctx)
+}
+
+unsafe extern "C" fn service_register(module_id: u32, name: Str, table: *const c_void) -> i32 {
+    // SAFETY: ABI rule on name.
+    let name = unsafe { bytes(name) };
+    if table.is_null() || name.is_empty() || module_info(module_id).is_none() {
+        return -1;
+    }
+    super::register_service(name, module_id, table)
+}
+
+unsafe extern "C" fn service_lookup(name: Str, provider: *mut u32) -> *const c_void {
+    // SAFETY: ABI rule on name.
+    let Some((id, table)) = super::lookup_service(unsafe { bytes(name) }) else {
+        return std::ptr::null();
+    };
+    if !provider.is_null() {
+        // SAFETY: the caller passes a writable u32 or null.
+        unsafe { *provider = id };
+    }
+    table
+}
+
+unsafe extern "C" fn request_disable_keep_alive(r: *mut fd_request) {
+    // SAFETY: ABI rule on r.
+    if let Some(r) = unsafe { req(r) } {
+        r.head.close = true;
+    }
 }
 
 unsafe extern "C" fn request_target_orig(r: *mut fd_request) -> Str {

@@ -59,6 +59,31 @@ pub fn module_info(id: u32) -> Option<ModInfo> {
     REGISTRY.read().ok()?.get(id as usize).cloned()
 }
 
+/// A table a module offers to the others (`service_register`): name, provider, address.
+struct Service {
+    name: Vec<u8>,
+    provider: u32,
+    table: usize,
+}
+
+/// Services of the loaded modules, cleared with [`REGISTRY`] when modules are (re)loaded.
+static SERVICES: RwLock<Vec<Service>> = RwLock::new(Vec::new());
+
+/// 0, or -1 when another module took the name.
+fn register_service(name: &[u8], provider: u32, table: *const c_void) -> i32 {
+    let Ok(mut s) = SERVICES.write() else { return -1 };
+    if s.iter().any(|x| x.name == name) {
+        return -1;
+    }
+    s.push(Service { name: name.to_vec(), provider, table: table as usize });
+    0
+}
+
+fn lookup_service(name: &[u8]) -> Option<(u32, *const c_void)> {
+    let s = SERVICES.read().ok()?;
+    s.iter().find(|x| x.name == name).map(|x| (x.provider, x.table as *const c_void))
+}
+
 /// (module index, hook) in server.modules order.
 pub type Chain<F> = Vec<(usize, F)>;
 
@@ -226,11 +251,52 @@ pub fn module_list(server: &ServerConf, dir: &Path) -> Vec<String> {
     list
 }
 
+/// Backends that can take a request before mod_auth has seen it when listed first (the list
+/// lighttpd's start-up check uses).
+const DYNAMIC_BACKENDS: &[&str] =
+    &["mod_ajp13", "mod_cgi", "mod_fastcgi", "mod_proxy", "mod_scgi", "mod_sockproxy", "mod_wstunnel"];
+
+/// lighttpd's compatibility rules for authentication (its configfile.c applies the same):
+/// a `mod_authn_*` listed without mod_auth brings mod_auth in first; mod_auth with
+/// `auth.backend` naming a file backend ("htpasswd", "htdigest", "plain") brings
+/// mod_authn_file in, with a notice; and mod_auth listed after a dynamic backend gets a
+/// warning, since that backend's uri_clean hook sees requests before authentication.
+pub fn compat_auth(cfg: &Config, list: &mut Vec<String>) {
+    let modules_loc = cfg.global("server.modules").map(|s| format!("{}: ", s.loc)).unwrap_or_default();
+    let auth_at = list.iter().position(|m| m == "mod_auth");
+    if auth_at.is_none() && list.iter().any(|m| m.starts_with("mod_authn_")) {
+        list.insert(0, "mod_auth".to_string());
+    }
+    if let Some(at) = auth_at {
+        if let Some(b) = list[..at].iter().find(|m| DYNAMIC_BACKENDS.contains(&m.as_str())) {
+            log::warn!(
+                "{modules_loc}Warning: mod_auth should be listed in server.modules before dynamic backends such as {b}"
+            );
+        }
+    }
+    if list.iter().any(|m| m == "mod_auth") && !list.iter().any(|m| m == "mod_authn_file") {
+        let file_backend = cfg.blocks.iter().find_map(|b| {
+            let s = b.get("auth.backend")?;
+            let v = s.value.as_str()?;
+            ["htpasswd", "htdigest", "plain"].contains(&v).then(|| (s.loc.to_string(), v.to_string()))
+        });
+        if let Some((loc, v)) = file_backend {
+            log::warn!(
+                "{loc}: auth.backend = \"{v}\" needs mod_authn_file, which is not in server.modules: loaded automatically (add \"mod_authn_file\" to server.modules, as lighttpd asks too)"
+            );
+            list.push("mod_authn_file".to_string());
+        }
+    }
+}
+
 /// Load the modules, check every key of the configuration, build the chains and the
 /// per-block core settings, and (with `init`) initialise the modules.
 pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
     let server = ServerConf::from_config(&cfg)?;
-    let names = module_list(&server, opts.module_dir);
+    let mut names = module_list(&server, opts.module_dir);
+    if server.compat_module_load {
+        compat_auth(&cfg, &mut names);
+    }
     let mut modules = Vec::new();
     for name in &names {
         let Some(path) = module_path(opts.module_dir, name) else {
@@ -363,6 +429,9 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
     {
         let mut reg = REGISTRY.write().map_err(|_| "module registry poisoned".to_string())?;
         reg.clear();
+        if let Ok(mut s) = SERVICES.write() {
+            s.clear();
+        }
         for m in &loaded.modules {
             reg.push(ModInfo {
                 name: Arc::from(m.name.as_str()),

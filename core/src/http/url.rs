@@ -84,7 +84,8 @@ pub fn normalize_path(raw: &[u8], opts: &UrlOpts, out: &mut Vec<u8>) -> Result<(
     let mut i = 0;
     while i < raw.len() {
         let c = raw[i];
-        if opts.ctrls_reject && (c < 0x20 || c == 0x7f) {
+        // NUL never belongs in a path (it would end it for C code), whatever the options.
+        if c == 0 || (opts.ctrls_reject && (c < 0x20 || c == 0x7f)) {
             return Err(400);
         }
         if c == b'%' {
@@ -180,6 +181,12 @@ mod tests {
         for bad in ["a/b", "", "/a%00b", "/a%0ab", "/%zz", "/%4", "/a\x01"] {
             assert_eq!(n(bad), Err(400), "input {bad:?}");
         }
+        // Without url-ctrls-reject control characters pass, NUL never (found by fuzzing).
+        let lax = UrlOpts { ctrls_reject: false, ..UrlOpts::default() };
+        let mut out = Vec::new();
+        assert_eq!(normalize_path(b"/a\x01b", &lax, &mut out), Ok(()));
+        assert_eq!(normalize_path(b"/a\x00b", &lax, &mut out), Err(400));
+        assert_eq!(normalize_path(b"/a%00b", &lax, &mut out), Err(400));
     }
 
     #[test]

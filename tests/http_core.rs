@@ -342,3 +342,35 @@ fn error_handlers_answer_server_errors_with_the_error_status() {
     let r = ask("GET", "dyn.test", "/errors/404.html");
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn methods_lighttpd_answers_411_501_and_options() {
+    let s = Server::start(&format!("{BASE}\nserver.modules = ( \"mod_staticfile\" )\n"));
+    std::fs::write(s.docroot().join("f.txt"), "file\n").expect("write");
+    let ask = |req: &str| request(s.port, req);
+    // A POST must carry its length (also an empty one): 411, in HTTP/1.0 and 1.1.
+    let r = ask("POST /f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 411);
+    let r = ask("POST /f.txt HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 411);
+    let r = ask("POST /f.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "file\n"));
+    let r = ask(
+        "POST /f.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    // Methods nobody implements here: 501; an unknown method: 501 before any lookup.
+    for m in ["PUT", "DELETE", "PATCH", "PROPFIND"] {
+        let r =
+            ask(&format!("{m} /f.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+        assert_eq!(r.status, 501, "{m}");
+    }
+    let r = ask("FOO /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 501);
+    // OPTIONS on a file says what it allows.
+    let r = ask("OPTIONS /f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.header("allow")), (200, Some("OPTIONS, GET, HEAD, POST")));
+    assert!(r.body.is_empty());
+    // The server is fine afterwards.
+    assert_eq!(s.get("/f.txt").status, 200);
+}

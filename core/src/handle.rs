@@ -22,8 +22,58 @@ pub enum Step {
     Error,
 }
 
+/// Request methods the server knows (the IANA registry, as lighttpd): others get 501.
+const KNOWN_METHODS: &[&[u8]] = &[
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"COPY",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MKWORKSPACE",
+    b"MOVE",
+    b"ORDERPATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"QUERY",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"UPDATEREDIRECTREF",
+    b"VERSION-CONTROL",
+];
+
 /// Decode the target, evaluate the conditions. Errors are the status to answer.
 pub fn prepare(req: &mut Request, opts: &UrlOpts) -> Result<(), u16> {
+    if !KNOWN_METHODS.contains(&req.head.method.as_slice()) {
+        return Err(501);
+    }
+    if req.head.method == b"POST" && req.head.content_length.is_none() && !req.head.chunked {
+        // A POST must say how long its body is, even when it is empty (lighttpd: 411).
+        return Err(411);
+    }
     if req.head.target == b"*" {
         // OPTIONS * asks about the server as a whole.
         req.evaluate();
@@ -330,9 +380,20 @@ fn after(req: &mut Request, phase: Phase) -> Phase {
                 Phase::Subrequest
             } else {
                 if req.status == 0 {
-                    // Nobody serves this (e.g. a directory without index, or an excluded
-                    // extension): lighttpd answers 403.
-                    req.status = 403;
+                    let m = req.head.method.as_slice();
+                    req.status = if m == b"OPTIONS" {
+                        // What a plain file or directory allows.
+                        req.resp_headers.set(b"Allow", b"OPTIONS, GET, HEAD, POST");
+                        200
+                    } else if m == b"GET" || m == b"HEAD" || m == b"POST" {
+                        // Nobody serves this (e.g. a directory without index, or an excluded
+                        // extension): lighttpd answers 403.
+                        403
+                    } else {
+                        // A method no module implements for this resource (PUT, DELETE...
+                        // without WebDAV): lighttpd answers 501.
+                        501
+                    };
                 }
                 req.body_finished = true;
                 Phase::Respond

@@ -374,3 +374,41 @@ fn methods_lighttpd_answers_411_501_and_options() {
     // The server is fine afterwards.
     assert_eq!(s.get("/f.txt").status, 200);
 }
+
+#[test]
+fn http_parseopts_backslash_utf8_and_query() {
+    let opts = "server.http-parseopts = ( \"url-path-backslash-trans\" => \"enable\",\n\
+                \"url-invalid-utf8-reject\" => \"enable\", \"url-query-20-plus\" => \"enable\" )";
+    let s = Server::start(&format!(
+        "{BASE}\nserver.modules = ( \"mod_cgi\", \"mod_staticfile\" )\n\
+         cgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n{opts}\n"
+    ));
+    let root = s.docroot();
+    std::fs::create_dir_all(root.join("d")).expect("mkdir");
+    std::fs::write(root.join("d/f.txt"), "inside\n").expect("write");
+    std::fs::write(root.join("caf\u{e9}.txt"), "utf8\n").expect("write");
+    std::fs::write(root.join("q.py"), "import os\nprint()\nprint(os.environ['QUERY_STRING'])\n")
+        .expect("write");
+    let ask = |t: &str| request(s.port, &format!("GET {t} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    assert_eq!(ask("/d\\f.txt").text(), "inside\n");
+    assert_eq!(ask("/d\\..\\d/f.txt").text(), "inside\n");
+    assert_eq!(ask("/caf%C3%A9.txt").status, 200);
+    assert_eq!(ask("/caf%E9.txt").status, 400);
+    assert_eq!(ask("/q.py?a=b%20c&d=%2520").text().trim(), "a=b+c&d=%2520");
+    // Without the options: backslash is a plain character, bad UTF-8 just a missing file.
+    let plain = Server::start(&format!("{BASE}\nserver.modules = ( \"mod_staticfile\" )\n"));
+    std::fs::create_dir_all(plain.docroot().join("d")).expect("mkdir");
+    std::fs::write(plain.docroot().join("d/f.txt"), "inside\n").expect("write");
+    let r = request(plain.port, "GET /d\\f.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 404);
+    let r = request(plain.port, "GET /caf%E9.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 404);
+    // An unknown option is refused with its place.
+    let f = Server::start_fail(
+        &format!(
+            "{BASE}\nserver.http-parseopts = ( \"url-frobnicate\" => \"enable\" )\nserver.errorlog := \"\"\n"
+        ),
+        None,
+    );
+    assert!(f.stderr.contains("featherd.conf:") && f.stderr.contains("url-frobnicate"), "{}", f.stderr);
+}

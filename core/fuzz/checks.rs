@@ -100,6 +100,9 @@ pub fn url_normalize(data: &[u8]) {
         slash: [SlashPolicy::Keep, SlashPolicy::Decode, SlashPolicy::Reject][usize::from(sel % 3)],
         dotseg_remove: sel & 4 == 0,
         ctrls_reject: sel & 8 == 0,
+        backslash_trans: sel & 16 != 0,
+        utf8_reject: sel & 32 != 0,
+        query_20_plus: false,
     };
     let mut out = Vec::new();
     match normalize_path(raw, &opts, &mut out) {

@@ -216,7 +216,26 @@ impl ServerConf {
                             "url-path-dotseg-remove" => s.url.dotseg_remove = on,
                             "url-path-dotseg-reject" => s.url.dotseg_remove = !on,
                             "url-ctrls-reject" => s.url.ctrls_reject = on,
-                            _ => {}
+                            "url-path-backslash-trans" => s.url.backslash_trans = on,
+                            "url-invalid-utf8-reject" => s.url.utf8_reject = on,
+                            "url-query-20-plus" => s.url.query_20_plus = on,
+                            // featherd always validates headers and hosts strictly, normalises
+                            // the host and decodes the path (the raw target is kept for
+                            // REQUEST_URI): these are accepted in either setting.
+                            "header-strict"
+                            | "host-strict"
+                            | "host-normalize"
+                            | "url-normalize"
+                            | "url-normalize-unreserved"
+                            | "url-normalize-required"
+                            | "url-path-2f-decode"
+                            | "url-path-2f-reject" => {}
+                            other => {
+                                return Err(format!(
+                                    "{}: {}: unknown option {other:?} (see docs/configuration.md)",
+                                    set.loc, set.key
+                                ))
+                            }
                         }
                     }
                 }

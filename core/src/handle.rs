@@ -94,7 +94,13 @@ pub fn prepare(req: &mut Request, opts: &UrlOpts) -> Result<(), u16> {
         return Ok(());
     }
     let (raw_path, query) = split_target(&req.head.target);
-    let query = query.map(|q| q.to_vec());
+    let query = query.map(|q| {
+        if opts.query_20_plus {
+            String::from_utf8_lossy(q).replace("%20", "+").into_bytes()
+        } else {
+            q.to_vec()
+        }
+    });
     let mut path = std::mem::take(&mut req.path);
     let r = normalize_path(raw_path, opts, &mut path);
     req.path = path;

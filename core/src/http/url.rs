@@ -24,11 +24,24 @@ pub struct UrlOpts {
     pub dotseg_remove: bool,
     /// Reject control characters in the raw target.
     pub ctrls_reject: bool,
+    /// `url-path-backslash-trans`: a raw `\` in the path is a `/`.
+    pub backslash_trans: bool,
+    /// `url-invalid-utf8-reject`: a path that is not UTF-8 once decoded is refused.
+    pub utf8_reject: bool,
+    /// `url-query-20-plus`: `%20` in the query becomes `+`.
+    pub query_20_plus: bool,
 }
 
 impl Default for UrlOpts {
     fn default() -> Self {
-        UrlOpts { slash: SlashPolicy::Keep, dotseg_remove: true, ctrls_reject: true }
+        UrlOpts {
+            slash: SlashPolicy::Keep,
+            dotseg_remove: true,
+            ctrls_reject: true,
+            backslash_trans: false,
+            utf8_reject: false,
+            query_20_plus: false,
+        }
     }
 }
 
@@ -106,9 +119,12 @@ pub fn normalize_path(raw: &[u8], opts: &UrlOpts, out: &mut Vec<u8>) -> Result<(
             }
             i += 3;
         } else {
-            dec.push(c);
+            dec.push(if c == b'\\' && opts.backslash_trans { b'/' } else { c });
             i += 1;
         }
+    }
+    if opts.utf8_reject && std::str::from_utf8(&dec).is_err() {
+        return Err(400);
     }
     // Segment walk: drop empty and "." segments, pop on "..", clamp at the root.
     let ends_with_slash = dec.ends_with(b"/");
@@ -182,6 +198,12 @@ mod tests {
             assert_eq!(n(bad), Err(400), "input {bad:?}");
         }
         // Without url-ctrls-reject control characters pass, NUL never (found by fuzzing).
+        let o = UrlOpts { backslash_trans: true, utf8_reject: true, ..UrlOpts::default() };
+        let mut out = Vec::new();
+        assert_eq!(normalize_path(b"/a\\b\\..\\c", &o, &mut out), Ok(()));
+        assert_eq!(out, b"/a/c");
+        assert_eq!(normalize_path(b"/%C3%28", &o, &mut out), Err(400));
+        assert_eq!(normalize_path(b"/%C3%A9", &o, &mut out), Ok(()));
         let lax = UrlOpts { ctrls_reject: false, ..UrlOpts::default() };
         let mut out = Vec::new();
         assert_eq!(normalize_path(b"/a\x01b", &lax, &mut out), Ok(()));

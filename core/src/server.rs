@@ -169,7 +169,10 @@ impl ListenSet {
             match bind_tcp(a, 1024) {
                 Ok(fd) => more.push(fd),
                 Err(e) => {
-                    log::warn!("{}: cannot add a listening socket for a new worker ({e}); workers share", self.name);
+                    log::warn!(
+                        "{}: cannot add a listening socket for a new worker ({e}); workers share",
+                        self.name
+                    );
                     break;
                 }
             }
@@ -191,7 +194,14 @@ fn open_set(name: &str, addr: &BindAddr, workers: usize) -> Result<ListenSet, St
             for _ in 0..workers.max(1) {
                 socks.push(bind_tcp(*a, 1024).map_err(|e| format!("cannot bind {name} ({a}): {e}"))?);
             }
-            Ok(ListenSet { name, addr: addr.clone(), socks, reuseport: true, inherited: false, unlink: false })
+            Ok(ListenSet {
+                name,
+                addr: addr.clone(),
+                socks,
+                reuseport: true,
+                inherited: false,
+                unlink: false,
+            })
         }
         BindAddr::Unix(p) => {
             // A stale socket file from an earlier run would make bind fail.
@@ -235,6 +245,13 @@ fn worker_listeners(sets: &[ListenSet], i: usize, n: usize) -> io::Result<Vec<Li
     Ok(out)
 }
 
+fn show_addr(a: &BindAddr) -> String {
+    match a {
+        BindAddr::Tcp(a) => a.to_string(),
+        BindAddr::Unix(p) => p.display().to_string(),
+    }
+}
+
 /// Listening sockets passed by systemd (`LISTEN_PID`, `LISTEN_FDS`, fds 3 and up), when
 /// `server.systemd-socket-activation` is enabled. The variables are removed from the
 /// environment either way, so the processes the server starts (CGI, backends) do not see them.
@@ -255,7 +272,9 @@ fn take_inherited(enabled: bool) -> Result<Vec<ListenSet>, String> {
     let n = nfds.as_deref().and_then(|n| n.trim().parse::<i32>().ok()).unwrap_or(0);
     if !ours || !(1..5000).contains(&n) {
         if pid.is_some() {
-            log::info!("server.systemd-socket-activation: LISTEN_PID/LISTEN_FDS are not for this process; binding");
+            log::info!(
+                "server.systemd-socket-activation: LISTEN_PID/LISTEN_FDS are not for this process; binding"
+            );
         }
         return Ok(Vec::new());
     }
@@ -276,12 +295,15 @@ fn take_inherited(enabled: bool) -> Result<Vec<ListenSet>, String> {
         } else {
             return Err(format!("socket activation: fd {fd} is neither a TCP nor a named unix socket"));
         };
+        if !sock.is_listener().unwrap_or(false) || sock.r#type().ok() != Some(socket2::Type::STREAM) {
+            return Err(format!(
+                "socket activation: fd {fd} ({}) is not a listening stream socket",
+                show_addr(&addr)
+            ));
+        }
         sock.set_nonblocking(true).map_err(|e| format!("socket activation: fd {fd}: {e}"))?;
         sock.set_cloexec(true).map_err(|e| format!("socket activation: fd {fd}: {e}"))?;
-        let name: Arc<str> = Arc::from(match &addr {
-            BindAddr::Tcp(a) => a.to_string(),
-            BindAddr::Unix(p) => p.display().to_string(),
-        });
+        let name: Arc<str> = Arc::from(show_addr(&addr));
         out.push(ListenSet {
             name,
             addr,
@@ -593,7 +615,8 @@ fn start_workers(
     let loaded = Arc::new(loaded);
     let notify = notify.try_clone().map_err(|e| format!("signal pipe: {e}"))?;
     let control = Arc::new(Control::new(loaded.server.max_connections, Some(notify)));
-    let mut gen = Generation { loaded: loaded.clone(), control: control.clone(), threads: vec![], wakers: vec![] };
+    let mut gen =
+        Generation { loaded: loaded.clone(), control: control.clone(), threads: vec![], wakers: vec![] };
     let mut oneshot = oneshot;
     for i in 0..n {
         let (poll, waker) = worker::new_poll().map_err(|e| format!("poll: {e}"))?;
@@ -633,8 +656,16 @@ struct Restart {
 fn prepare_restart(opts: &Options, sets: &[ListenSet], activated: bool) -> Result<Restart, String> {
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
     let loaded = host::load(cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: false })?;
+    if let Some(p) = loaded.server.errorlog.as_deref().filter(|p| !p.is_empty()) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .map_err(|e| format!("cannot open server.errorlog {p:?}: {e}"))?;
+    }
     let workers = worker_count(&loaded.server);
-    let include_main = !(activated && loaded.server.systemd_socket_activation && loaded.server.bind.is_none());
+    let include_main =
+        !(activated && loaded.server.systemd_socket_activation && loaded.server.bind.is_none());
     let specs = listen_specs(&loaded, include_main)?;
     let mut fresh: Vec<ListenSet> = Vec::new();
     let mut grow = Vec::new();
@@ -662,7 +693,7 @@ fn commit_restart(
     old_cfg: crate::config::Config,
     old_server: &ServerConf,
     opts: &Options,
-) -> Result<(Loaded, usize), String> {
+) -> Result<(Loaded, usize, bool), String> {
     let Restart { mut loaded, specs, workers, fresh, grow } = r;
     // Sockets added to a group are kept whatever happens: connections may wait in them.
     for (i, more) in grow {
@@ -676,7 +707,9 @@ fn commit_restart(
         ("server.pid-file", s.pid_file != old_server.pid_file),
     ] {
         if changed {
-            log::warn!("SIGUSR1: {key} changed; it takes effect at the next start, not on a graceful restart");
+            log::warn!(
+                "SIGUSR1: {key} changed; it takes effect at the next start, not on a graceful restart"
+            );
         }
     }
     let applied = crate::errorlog::init(s.errorlog.as_deref(), log::LevelFilter::Info)
@@ -704,16 +737,20 @@ fn commit_restart(
                 log::info!("SIGUSR1: no longer listening on {}", c.name);
             }
             sets.extend(keep);
-            Ok((loaded, workers))
+            Ok((loaded, workers, true))
         }
         Err(e) => {
-            log::error!("SIGUSR1: the new configuration failed to initialise, going back to the previous one: {e}");
+            log::error!(
+                "SIGUSR1: the new configuration failed to initialise, going back to the previous one: {e}"
+            );
             drop(fresh);
             let _ = crate::errorlog::init(old_server.errorlog.as_deref(), log::LevelFilter::Info);
             let old = host::load(old_cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: true })
-                .map_err(|e| format!("SIGUSR1: the previous configuration failed to initialise again: {e}"))?;
+                .map_err(|e| {
+                    format!("SIGUSR1: the previous configuration failed to initialise again: {e}")
+                })?;
             let n = worker_count(&old.server);
-            Ok((old, n))
+            Ok((old, n, false))
         }
     }
 }
@@ -734,8 +771,7 @@ pub fn run(opts: Options) -> Result<i32, String> {
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
     let server = ServerConf::from_config(&cfg)?;
     crate::errorlog::init(server.errorlog.as_deref(), log::LevelFilter::Info)?;
-    let inherited =
-        if opts.oneshot { Vec::new() } else { take_inherited(server.systemd_socket_activation)? };
+    let inherited = if opts.oneshot { Vec::new() } else { take_inherited(server.systemd_socket_activation)? };
     let activated = !inherited.is_empty();
     let loaded = host::load(cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: true })?;
     if let Some(n) = loaded.server.max_fds {
@@ -827,7 +863,9 @@ pub fn run(opts: Options) -> Result<i32, String> {
                         gen.set_state(worker::GRACEFUL);
                         phase = Phase::Restarting(Box::new(r));
                     }
-                    Err(e) => log::error!("SIGUSR1: the new configuration is not valid; keeping the current one: {e}"),
+                    Err(e) => log::error!(
+                        "SIGUSR1: the new configuration is not valid; keeping the current one: {e}"
+                    ),
                 },
                 _ => log::info!("SIGUSR1 ignored: a restart or a shutdown is already in progress"),
             }
@@ -843,7 +881,8 @@ pub fn run(opts: Options) -> Result<i32, String> {
             }
         }
         if opts.idle_limit > 0 && matches!(phase, Phase::Running) {
-            let idle = crate::http::unix_now().saturating_sub(gen.control.last_activity.load(Ordering::Relaxed));
+            let idle =
+                crate::http::unix_now().saturating_sub(gen.control.last_activity.load(Ordering::Relaxed));
             if idle > opts.idle_limit {
                 log::info!("idle timeout {}s exceeded, initiating graceful shutdown", opts.idle_limit);
                 gen.set_state(worker::GRACEFUL);
@@ -859,12 +898,13 @@ pub fn run(opts: Options) -> Result<i32, String> {
             let old_server = gen.loaded.server.clone();
             let old_cfg = gen.loaded.cfg.clone();
             drop(gen);
-            let (loaded, n) = commit_restart(*r, &mut sets, old_cfg, &old_server, &opts)?;
+            let (loaded, n, renewed) = commit_restart(*r, &mut sets, old_cfg, &old_server, &opts)?;
             nworkers = n;
             gen = start_workers(loaded, &sets, nworkers, &signals.pipe_w, None)?;
             let names: Vec<&str> = sets.iter().map(|s| &*s.name).collect();
             log::info!(
-                "SIGUSR1: graceful restart done, {} worker(s), listening on {}",
+                "SIGUSR1: {}, {} worker(s), listening on {}",
+                if renewed { "graceful restart done" } else { "the previous configuration runs again" },
                 nworkers,
                 names.join(", ")
             );

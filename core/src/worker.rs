@@ -715,8 +715,9 @@ impl Worker {
                         self.stop_listening();
                         let now = Instant::now();
                         self.graceful_since = Some(now);
-                        graceful_deadline =
-                            Some(now + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)));
+                        graceful_deadline = Some(
+                            now + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
+                        );
                     }
                     if self.graceful_since.is_some_and(|t| t.elapsed() >= GRACEFUL_IDLE_GRACE) {
                         self.close_idle();
@@ -791,6 +792,11 @@ impl Worker {
     }
 
     fn accept(&mut self, li: usize) {
+        // Stopping or restarting: what has not been accepted yet waits in the kernel's queue
+        // for the next workers (a restart) or is refused when the socket closes (a stop).
+        if self.control.state.load(Ordering::Acquire) != RUN {
+            return;
+        }
         loop {
             if self.control.max_connections > 0
                 && self.control.connections.load(Ordering::Relaxed) >= self.control.max_connections

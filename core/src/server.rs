@@ -712,8 +712,15 @@ fn commit_restart(
             );
         }
     }
-    let applied = crate::errorlog::init(s.errorlog.as_deref(), log::LevelFilter::Info)
-        .and_then(|()| host::init(&mut loaded));
+    let applied = crate::errorlog::init(s.errorlog.as_deref(), log::LevelFilter::Info).and_then(|()| {
+        let r = host::init(&mut loaded);
+        if r.is_err() {
+            // Every init ran (set_defaults is what refused): release what the modules made
+            // (open files, piped loggers) before the previous configuration starts again.
+            host::cleanup(&loaded);
+        }
+        r
+    });
     match applied {
         Ok(()) => {
             if let Some(n) = loaded.server.max_fds {

@@ -548,6 +548,14 @@ fn dash_i_exits_when_idle_and_not_while_busy() {
     assert!(err.contains("invalid idle timeout"), "{err}");
 }
 
+#[test]
+fn help_lists_dash_1_and_dash_i() {
+    let (code, out, _) = featherd(&["-h"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l.trim_start().starts_with("-1 ")), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("-i <secs>")), "{out}");
+}
+
 /// /proc/PID/status's "Uid:" or "Gid:" line: real, effective, saved, filesystem ids.
 fn proc_ids(pid: i32, key: &str) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");

@@ -973,4 +973,34 @@ mod tests {
         assert_eq!(parse_socket_spec("/tmp/s", 80), Ok(BindAddr::Unix("/tmp/s".into())));
         assert!(parse_socket_spec("1.2.3.4:notaport", 80).is_err());
     }
+
+    fn set_of(n: usize) -> ListenSet {
+        let socks = (0..n).map(|_| OwnedFd::from(std::fs::File::open("/dev/null").unwrap())).collect();
+        ListenSet {
+            name: Arc::from("t"),
+            addr: BindAddr::Tcp("127.0.0.1:1".parse().unwrap()),
+            socks,
+            reuseport: false,
+            inherited: false,
+            unlink: false,
+        }
+    }
+
+    /// Which of the set's sockets each of `workers` workers gets (by index).
+    fn shares(set: &ListenSet, workers: usize) -> Vec<Vec<usize>> {
+        let index = |fd: &OwnedFd| set.socks.iter().position(|s| s.as_raw_fd() == fd.as_raw_fd()).unwrap();
+        (0..workers).map(|i| set.for_worker(i, workers).into_iter().map(index).collect()).collect()
+    }
+
+    #[test]
+    fn every_socket_of_a_group_has_a_worker() {
+        // As many as workers: one each.
+        assert_eq!(shares(&set_of(3), 3), vec![vec![0], vec![1], vec![2]]);
+        // More sockets than workers (a restart to fewer workers): none is left without one.
+        assert_eq!(shares(&set_of(4), 2), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(shares(&set_of(3), 1), vec![vec![0, 1, 2]]);
+        // Fewer (a shared socket, or a group that could not grow): workers share.
+        assert_eq!(shares(&set_of(1), 3), vec![vec![0], vec![0], vec![0]]);
+        assert_eq!(shares(&set_of(2), 3), vec![vec![0], vec![1], vec![0]]);
+    }
 }

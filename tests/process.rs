@@ -566,16 +566,19 @@ fn proc_ids(pid: i32, key: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-#[test]
-fn privileges_drop_after_binding() {
+fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn privileges_drop_after_binding_into_a_chroot() {
     let dir = TempDir::new("privdrop");
     dir.write("www/index.html", "inside the chroot\n");
     let conf = "server.document-root = \"/www\"\nserver.bind = \"127.0.0.1\"\nserver.port = @PORT@\n\
                 server.errorlog = \"@DIR@/error.log\"\nserver.max-worker = 2\nserver.chroot = \"@DIR@\"\n\
                 server.username = \"nobody\"\nserver.groupname = \"nogroup\"\n";
-    if !root {
+    if !is_root() {
         // Not root: the chroot cannot be done, and featherd says so instead of running without it.
         let f = Server::start_fail(conf, None);
         assert!(f.stderr.contains("server.chroot"), "{}", f.stderr);
@@ -588,16 +591,45 @@ fn privileges_drop_after_binding() {
     assert_eq!((r.status, r.text().as_str()), (200, "inside the chroot\n"));
     assert_eq!(proc_ids(s.pid(), "Uid:"), vec![65534; 4]);
     assert_eq!(proc_ids(s.pid(), "Gid:"), vec![65534; 4]);
-    let groups = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
-    assert!(
-        groups
-            .lines()
-            .any(|l| l.starts_with("Groups:") && l.split_whitespace().skip(1).all(|g| g == "65534")),
-        "{groups}"
-    );
+    assert_eq!(proc_ids(s.pid(), "Groups:"), vec![65534]);
     let root_link = std::fs::read_link(format!("/proc/{}/root", s.pid())).expect("root link");
-    assert_eq!(root_link, s.dir.path());
+    assert_eq!(root_link.canonicalize().ok(), s.dir.path().canonicalize().ok());
+    // No graceful restart inside a chroot (the configuration is outside): refused, still serving.
+    s.signal(libc::SIGUSR1);
+    s.wait_log("no graceful restart with server.chroot");
+    assert_eq!(s.get("/index.html").status, 200);
     // uid 0 is refused, as lighttpd does.
     let f = Server::start_fail(&format!("{BASE}\nserver.username = \"root\"\n"), None);
     assert!(f.stderr.contains("will not set uid to 0"), "{}", f.stderr);
+}
+
+/// A free port below 1024 (only root can bind one).
+fn privileged_port() -> u16 {
+    (700..1000).find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()).expect("a free port below 1024")
+}
+
+#[test]
+fn a_restart_after_the_privilege_drop_keeps_a_privileged_port() {
+    let low = if is_root() { privileged_port() } else { 80 };
+    let conf = |tag: &str| {
+        format!(
+            "{BASE}\nserver.username = \"nobody\"\nserver.tag = \"{tag}\"\n\
+             $SERVER[\"socket\"] == \"127.0.0.1:{low}\" {{ }}\n"
+        )
+    };
+    if !is_root() {
+        // Not root: the port cannot be bound at all.
+        let f = Server::start_fail(&conf("one"), None);
+        assert!(f.stderr.contains("cannot bind"), "{}", f.stderr);
+        return;
+    }
+    let s = Server::start(&conf("one"));
+    assert_eq!(proc_ids(s.pid(), "Uid:"), vec![65534; 4]);
+    assert_eq!(get(low, "/").header("server"), Some("one"));
+    // As nobody the port could not be bound again: the restart keeps the socket it has.
+    s.rewrite_conf(&conf("two"));
+    s.signal(libc::SIGUSR1);
+    s.wait_log("graceful restart done");
+    assert_eq!(get(low, "/").header("server"), Some("two"));
+    assert_eq!(s.get("/").header("server"), Some("two"));
 }

@@ -58,13 +58,28 @@ fn source(target: &str) -> &str {
     }
 }
 
-/// Install the logger (the first call) or point it at a new place (a graceful restart).
-/// `path` None or empty logs to stderr.
+/// The log file's path, if logging goes to a file.
+pub fn current_path() -> Option<String> {
+    TARGET.lock().ok()?.clone()
+}
+
+/// Install the logger (the first call) or point it at a new place (a graceful restart; the
+/// same path is opened again, as SIGHUP does). `path` None or empty logs to stderr.
 pub fn init(path: Option<&str>, level: log::LevelFilter) -> Result<(), String> {
     let mut target = TARGET.lock().map_err(|_| "error log lock poisoned".to_string())?;
     match path {
         Some(p) if !p.is_empty() => {
-            let fd = open_append(p).map_err(|e| format!("cannot open server.errorlog {p:?}: {e}"))?;
+            let fd = match open_append(p) {
+                Ok(fd) => fd,
+                Err(e) if target.as_deref() == Some(p) => {
+                    // A restart after the privilege drop may not open the file again: the
+                    // descriptor open since the start still writes to it.
+                    drop(target);
+                    log::warn!("cannot reopen server.errorlog {p:?} ({e}); going on with the open file");
+                    return Ok(());
+                }
+                Err(e) => return Err(format!("cannot open server.errorlog {p:?}: {e}")),
+            };
             let cur = LOG_FD.load(Ordering::Relaxed);
             if target.is_some() {
                 // SAFETY: dup3 onto our own log descriptor, then close the temporary one.

@@ -656,7 +656,8 @@ struct Restart {
 fn prepare_restart(opts: &Options, sets: &[ListenSet], activated: bool) -> Result<Restart, String> {
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
     let loaded = host::load(cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: false })?;
-    if let Some(p) = loaded.server.errorlog.as_deref().filter(|p| !p.is_empty()) {
+    let new_log = loaded.server.errorlog.as_deref().filter(|p| !p.is_empty());
+    if let Some(p) = new_log.filter(|p| crate::errorlog::current_path().as_deref() != Some(*p)) {
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)

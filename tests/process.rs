@@ -331,19 +331,19 @@ fn modules_start_again_after_sigusr1() {
     let dir = TempDir::new("restart-mods");
     dir.write("www/env.php", fixture("fastcgi/env.php"));
     dir.write("www/env.py", fixture("cgi/env.py"));
-    let conf = |log: &str| {
+    let conf = |n: u32| {
         format!(
             "{BASE}\nserver.modules = ( \"mod_accesslog\", \"mod_cgi\", \"mod_fastcgi\", \"mod_staticfile\" )\n\
-             accesslog.filename = \"@DIR@/{log}\"\ncgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n\
-             fastcgi.server = ( \".php\" => ( ( \"socket\" => \"@DIR@/php.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n"
+             accesslog.filename = \"@DIR@/access{n}.log\"\ncgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n\
+             fastcgi.server = ( \".php\" => ( ( \"socket\" => \"@DIR@/php{n}.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n"
         )
     };
-    let s = Server::start_in(dir, &conf("access1.log"), None);
+    let s = Server::start_in(dir, &conf(1), None);
     let r = s.get("/env.php?first");
     assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
     let pid1: i32 = kv(&r.text(), "PID").parse().expect("pid");
     assert_eq!(s.get("/env.py").status, 200);
-    s.rewrite_conf(&conf("access2.log"));
+    s.rewrite_conf(&conf(2));
     s.signal(libc::SIGUSR1);
     s.wait_log_count("graceful restart done", 1);
     let mut pid2 = 0;
@@ -355,6 +355,9 @@ fn modules_start_again_after_sigusr1() {
         r.status == 200
     });
     assert!(pid2 > 0 && pid2 != pid1, "{pid1} {pid2}");
+    // The new fastcgi.server is the one in effect (its backend listens on the new socket; the
+    // old socket, made by the old configuration, is gone).
+    assert!(s.dir.path().join("php2.sock").exists() && !s.dir.path().join("php1.sock").exists());
     let r = s.get("/env.py?after");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(kv(&r.text(), "QUERY_STRING"), "after");

@@ -906,7 +906,15 @@ pub fn run(opts: Options) -> Result<i32, String> {
             let old_server = gen.loaded.server.clone();
             let old_cfg = gen.loaded.cfg.clone();
             drop(gen);
-            let (loaded, n, renewed) = commit_restart(*r, &mut sets, old_cfg, &old_server, &opts)?;
+            let (loaded, n, renewed) = match commit_restart(*r, &mut sets, old_cfg, &old_server, &opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(p) = &pid_file {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return Err(e);
+                }
+            };
             nworkers = n;
             gen = start_workers(loaded, &sets, nworkers, &signals.pipe_w, None)?;
             let names: Vec<&str> = sets.iter().map(|s| &*s.name).collect();

@@ -370,14 +370,14 @@ fn modules_start_again_after_sigusr1() {
     assert!(two.contains("/env.php?second") && !two.contains("?first"), "{two}");
 }
 
-/// Spawn featherd with `LISTEN_PID` (its own pid: the shell's, which it replaces with exec),
-/// `LISTEN_FDS` and the given sockets at fds 3, 4, ...
-fn spawn_activated(conf: &Path, fds: &[i32]) -> std::process::Child {
+/// Spawn featherd with `LISTEN_PID` (`pid`; `$$` is its own pid: the shell's, which featherd
+/// replaces with exec), `LISTEN_FDS` and the given sockets at fds 3, 4, ...
+fn spawn_activated(conf: &Path, pid: &str, fds: &[i32]) -> std::process::Child {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(format!(
-            "LISTEN_PID=$$ LISTEN_FDS={} LISTEN_FDNAMES=test; export LISTEN_PID LISTEN_FDS LISTEN_FDNAMES; exec \"$0\" \"$@\"",
+            "LISTEN_PID={pid} LISTEN_FDS={} LISTEN_FDNAMES=test; export LISTEN_PID LISTEN_FDS LISTEN_FDNAMES; exec \"$0\" \"$@\"",
             fds.len()
         ))
         .arg(featherd_bin())
@@ -431,7 +431,7 @@ fn systemd_socket_activation_uses_the_inherited_sockets() {
          server.modules = ( \"mod_cgi\", \"mod_staticfile\" )\ncgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n\
          $SERVER[\"socket\"] == \"@DIR@/activated.sock\" { server.tag = \"via-unix\" }\n",
     );
-    let child = spawn_activated(&conf, &[tcp.as_raw_fd(), unix.as_raw_fd()]);
+    let child = spawn_activated(&conf, "$$", &[tcp.as_raw_fd(), unix.as_raw_fd()]);
     let mut s = Server { child: Some(child), port, dir, conf };
     s.wait_log("server started");
     // The test's own copies are closed: only featherd holds the sockets now.
@@ -450,6 +450,21 @@ fn systemd_socket_activation_uses_the_inherited_sockets() {
     s.signal(libc::SIGTERM);
     assert_eq!(s.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(sock.exists(), "a socket featherd did not create is not removed");
+}
+
+#[test]
+fn sockets_passed_to_another_process_are_not_taken() {
+    let dir = TempDir::new("activation-other");
+    dir.write("www/index.html", "hi\n");
+    let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (port, conf) =
+        write_config(&dir, &format!("{BASE}\nserver.systemd-socket-activation = \"enable\"\n"));
+    // LISTEN_PID names another process: featherd binds its own port and leaves fd 3 alone.
+    let child = spawn_activated(&conf, "1", &[tcp.as_raw_fd()]);
+    let s = Server { child: Some(child), port, dir, conf };
+    let log = s.wait_log("server started");
+    assert!(log.contains("not for this process"), "{log}");
+    assert_eq!(s.get("/index.html").text(), "hi\n");
 }
 
 /// `featherd -1` with `stdin` as its standard input; the config's port is never bound.

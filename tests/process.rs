@@ -603,6 +603,7 @@ fn privileges_drop_after_binding_into_a_chroot() {
         return;
     }
     let s = Server::start_in(dir, conf, None);
+    s.wait_log("server started");
     // Bound as root, serving as nobody:nogroup from inside the chroot (the document root
     // "/www" exists only there).
     let r = s.get("/index.html");
@@ -642,6 +643,8 @@ fn a_restart_after_the_privilege_drop_keeps_a_privileged_port() {
         return;
     }
     let s = Server::start(&conf("one"));
+    // The port opens before the privilege drop; the log line comes after it.
+    s.wait_log("server started");
     assert_eq!(proc_ids(s.pid(), "Uid:"), vec![65534; 4]);
     assert_eq!(get(low, "/").header("server"), Some("one"));
     // As nobody the port could not be bound again: the restart keeps the socket it has.

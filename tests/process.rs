@@ -331,14 +331,30 @@ fn modules_start_again_after_sigusr1() {
     let dir = TempDir::new("restart-mods");
     dir.write("www/env.php", fixture("fastcgi/env.php"));
     dir.write("www/env.py", fixture("cgi/env.py"));
+    dir.write("www/secret/file.txt", "secret\n");
+    dir.write("users1.plain", "dave:one\n");
+    dir.write("users2.plain", "dave:two\n");
     let conf = |n: u32| {
         format!(
-            "{BASE}\nserver.modules = ( \"mod_accesslog\", \"mod_cgi\", \"mod_fastcgi\", \"mod_staticfile\" )\n\
+            "{BASE}\nserver.modules = ( \"mod_auth\", \"mod_authn_file\", \"mod_accesslog\", \"mod_cgi\", \"mod_fastcgi\", \"mod_staticfile\" )\n\
              accesslog.filename = \"@DIR@/access{n}.log\"\ncgi.assign = ( \".py\" => \"/usr/bin/python3\" )\n\
-             fastcgi.server = ( \".php\" => ( ( \"socket\" => \"@DIR@/php{n}.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n"
+             fastcgi.server = ( \".php\" => ( ( \"socket\" => \"@DIR@/php{n}.sock\", \"bin-path\" => \"/usr/bin/php-cgi\" ) ) )\n\
+             auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/users{n}.plain\"\n\
+             auth.require = ( \"/secret\" => ( \"method\" => \"basic\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )\n"
         )
     };
+    // mod_auth finds mod_authn_file through the host's service registry, filled again by the
+    // new modules' init.
+    let secret = |s: &Server, basic: &str| {
+        request(
+            s.port,
+            &format!("GET /secret/file.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"),
+        )
+        .status
+    };
+    let (one, two) = ("ZGF2ZTpvbmU=", "ZGF2ZTp0d28="); // dave:one, dave:two
     let s = Server::start_in(dir, &conf(1), None);
+    assert_eq!((secret(&s, one), secret(&s, two)), (200, 401));
     let r = s.get("/env.php?first");
     assert_eq!(r.status, 200, "{}\n{}", r.text(), s.error_log());
     let pid1: i32 = kv(&r.text(), "PID").parse().expect("pid");
@@ -358,6 +374,7 @@ fn modules_start_again_after_sigusr1() {
     // The new fastcgi.server is the one in effect (its backend listens on the new socket; the
     // old socket, made by the old configuration, is gone).
     assert!(s.dir.path().join("php2.sock").exists() && !s.dir.path().join("php1.sock").exists());
+    assert_eq!((secret(&s, one), secret(&s, two)), (401, 200));
     let r = s.get("/env.py?after");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(kv(&r.text(), "QUERY_STRING"), "after");

@@ -343,3 +343,58 @@ pub fn featherd(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Write `conf` (placeholders filled, with a fresh port) as `dir/featherd.conf`; returns the
+/// port and the file. For tests that start featherd themselves ([`featherd_command`]).
+pub fn write_config(dir: &TempDir, conf: &str) -> (u16, PathBuf) {
+    std::fs::create_dir_all(dir.path().join("www")).expect("docroot");
+    let port = free_port();
+    let path = dir.path().join("featherd.conf");
+    std::fs::write(&path, render(conf, port, dir.path())).expect("write conf");
+    (port, path)
+}
+
+/// `featherd -D -f CONF -m TARGET`, stdin and stdout null, stderr piped: for the caller to add
+/// flags, descriptors or environment, and to spawn.
+pub fn featherd_command(conf: &Path) -> Command {
+    let mut c = Command::new(featherd_bin());
+    c.arg("-D")
+        .arg("-f")
+        .arg(conf)
+        .arg("-m")
+        .arg(target_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Wait until `f` holds (10 s at most), polling.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Server {
+    /// Replace the configuration file (placeholders filled with this server's port and
+    /// directory), e.g. before SIGUSR1.
+    pub fn rewrite_conf(&self, conf: &str) {
+        std::fs::write(&self.conf, render(conf, self.port, self.dir.path())).expect("write conf");
+    }
+
+    /// Wait until the error log contains `needle` at least `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let l = self.error_log();
+            if l.matches(needle).count() >= n {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "error log never contained {needle:?} {n} times:\n{l}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

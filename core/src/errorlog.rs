@@ -1,23 +1,30 @@
 //! The error log: the `log` crate with a fern dispatcher writing lighttpd-style lines
 //! (`TIME: (SOURCE) message`) to `server.errorlog` or stderr. SIGHUP reopens the file in place
 //! (the new file is dup2'ed onto the same descriptor), so a rotated log is picked up without a
-//! lock on the logging path.
+//! lock on the logging path. A graceful restart calls [`init`] again: a new path is opened and
+//! takes over the same descriptor the same way.
 
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
-/// Where the log file is, for reopening: (path, fd).
-static TARGET: Mutex<Option<(String, RawFd)>> = Mutex::new(None);
+/// The descriptor log lines go to: 2 (stderr) or the log file, whose descriptor never changes
+/// once opened (reopening dup2s onto it).
+static LOG_FD: AtomicI32 = AtomicI32::new(2);
 
-struct FdWriter(RawFd);
+/// The log file's path, for reopening; None while logging to stderr.
+static TARGET: Mutex<Option<String>> = Mutex::new(None);
+
+struct FdWriter;
 
 impl Write for FdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: writing from a valid buffer to a descriptor this module owns for the life
-        // of the process.
-        let n = unsafe { libc::write(self.0, buf.as_ptr() as *const libc::c_void, buf.len()) };
+        let fd = LOG_FD.load(Ordering::Relaxed);
+        // SAFETY: writing from a valid buffer to stderr or to the log descriptor, which this
+        // module owns for the life of the process.
+        let n = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -51,18 +58,48 @@ fn source(target: &str) -> &str {
     }
 }
 
-/// Install the logger. `path` None logs to stderr.
+/// The log file's path, if logging goes to a file.
+pub fn current_path() -> Option<String> {
+    TARGET.lock().ok()?.clone()
+}
+
+/// Install the logger (the first call) or point it at a new place (a graceful restart; the
+/// same path is opened again, as SIGHUP does). `path` None or empty logs to stderr.
 pub fn init(path: Option<&str>, level: log::LevelFilter) -> Result<(), String> {
-    let out: Box<dyn Write + Send> = match path {
+    let mut target = TARGET.lock().map_err(|_| "error log lock poisoned".to_string())?;
+    match path {
         Some(p) if !p.is_empty() => {
-            let fd = open_append(p).map_err(|e| format!("cannot open server.errorlog {p:?}: {e}"))?;
-            if let Ok(mut t) = TARGET.lock() {
-                *t = Some((p.to_string(), fd));
+            let fd = match open_append(p) {
+                Ok(fd) => fd,
+                Err(e) if target.as_deref() == Some(p) => {
+                    // A restart after the privilege drop may not open the file again: the
+                    // descriptor open since the start still writes to it.
+                    drop(target);
+                    log::warn!("cannot reopen server.errorlog {p:?} ({e}); going on with the open file");
+                    return Ok(());
+                }
+                Err(e) => return Err(format!("cannot open server.errorlog {p:?}: {e}")),
+            };
+            let cur = LOG_FD.load(Ordering::Relaxed);
+            if target.is_some() {
+                // SAFETY: dup3 onto our own log descriptor, then close the temporary one.
+                unsafe {
+                    libc::dup3(fd, cur, libc::O_CLOEXEC);
+                    libc::close(fd);
+                }
+            } else {
+                LOG_FD.store(fd, Ordering::Relaxed);
             }
-            Box::new(FdWriter(fd))
+            *target = Some(p.to_string());
         }
-        _ => Box::new(io::stderr()),
-    };
+        _ => {
+            // A file descriptor given up is left open: a line being written by another
+            // thread must not land in whatever file reuses the number.
+            LOG_FD.store(2, Ordering::Relaxed);
+            *target = None;
+        }
+    }
+    drop(target);
     let d = fern::Dispatch::new()
         .format(|out, msg, rec| {
             out.finish(format_args!(
@@ -73,8 +110,8 @@ pub fn init(path: Option<&str>, level: log::LevelFilter) -> Result<(), String> {
             ))
         })
         .level(level)
-        .chain(fern::Output::writer(out, "\n"));
-    // A second init (graceful restart) keeps the first logger; the target file is reopened.
+        .chain(fern::Output::writer(Box::new(FdWriter), "\n"));
+    // A second init (graceful restart) keeps the first dispatcher, which writes to LOG_FD.
     let _ = d.apply();
     log::set_max_level(level);
     Ok(())
@@ -83,12 +120,12 @@ pub fn init(path: Option<&str>, level: log::LevelFilter) -> Result<(), String> {
 /// SIGHUP: reopen the log file at its path.
 pub fn reopen() {
     let Ok(t) = TARGET.lock() else { return };
-    let Some((path, fd)) = t.as_ref() else { return };
+    let Some(path) = t.as_ref() else { return };
     match open_append(path) {
         Ok(new) => {
             // SAFETY: dup3 onto our own log descriptor, then close the temporary one.
             unsafe {
-                libc::dup3(new, *fd, libc::O_CLOEXEC);
+                libc::dup3(new, LOG_FD.load(Ordering::Relaxed), libc::O_CLOEXEC);
                 libc::close(new);
             }
         }

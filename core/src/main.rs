@@ -8,6 +8,8 @@ const USAGE: &str = "\
 usage: featherd -f <configfile> [options]
   -f <name>  filename of the config file
   -m <name>  module directory (default: the directory of the featherd binary)
+  -i <secs>  graceful shutdown after <secs> of inactivity
+  -1         process single (one) connection on the stdin socket, then exit
   -p         print the parsed config file in internal form, and exit
   -t         test config file syntax, then exit
   -tt        test config file syntax, load and init modules, then exit
@@ -54,12 +56,26 @@ fn main() -> ExitCode {
     let mut foreground = false;
     let mut test = 0;
     let mut print = false;
+    let mut oneshot = false;
+    let mut idle_limit = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-f" => config = args.next().map(PathBuf::from),
             "-m" => module_dir = args.next().map(PathBuf::from),
             "-D" => foreground = true,
+            "-1" => oneshot = true,
+            "-i" => {
+                // As lighttpd: a whole, non-negative number of seconds (0: no limit).
+                let v = args.next().unwrap_or_default();
+                match v.parse::<u64>() {
+                    Ok(n) => idle_limit = n,
+                    Err(_) => {
+                        eprintln!("featherd: invalid idle timeout value: {v:?}\n{USAGE}");
+                        return ExitCode::from(255);
+                    }
+                }
+            }
             "-t" => test += 1,
             "-tt" => test += 2,
             "-p" => print = true,
@@ -85,8 +101,13 @@ fn main() -> ExitCode {
         eprintln!("featherd: no config file given (-f)\n{USAGE}");
         return ExitCode::from(255);
     };
-    let opts =
-        Options { config, module_dir: module_dir.unwrap_or_else(server::default_module_dir), foreground };
+    let opts = Options {
+        config,
+        module_dir: module_dir.unwrap_or_else(server::default_module_dir),
+        foreground,
+        oneshot,
+        idle_limit,
+    };
     if print {
         return match featherd::config::parse_file(&opts.config) {
             Ok(c) => {

@@ -21,7 +21,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,39 @@ pub const RUN: u8 = 0;
 pub const GRACEFUL: u8 = 1;
 pub const STOP: u8 = 2;
 
-/// Shared between the main thread and the workers.
+/// Shared between the main thread and the workers of one generation (a graceful restart
+/// starts a new generation with its own `Control`).
 pub struct Control {
     pub state: AtomicU8,
     /// Open connections over all workers (for server.max-connections).
     pub connections: AtomicUsize,
     pub max_connections: usize,
+    /// Unix time (seconds) a worker last had an fd event (for `-i`, the idle exit).
+    pub last_activity: AtomicU64,
+    /// Workers whose loop has ended (their threads are about to finish).
+    pub exited: AtomicUsize,
+    /// Written to (one byte) when a worker's loop ends, so the main thread notices at once
+    /// (the write end of its signal self-pipe).
+    pub notify_main: Option<std::os::unix::net::UnixStream>,
 }
+
+impl Control {
+    pub fn new(max_connections: usize, notify_main: Option<std::os::unix::net::UnixStream>) -> Control {
+        Control {
+            state: AtomicU8::new(RUN),
+            connections: AtomicUsize::new(0),
+            max_connections,
+            last_activity: AtomicU64::new(now_secs()),
+            exited: AtomicUsize::new(0),
+            notify_main,
+        }
+    }
+}
+
+/// How long after a graceful stop begins an idle keep-alive connection is still kept: a request
+/// the client sent just before it learnt of the stop is on its way and gets its answer (with
+/// `Connection: close`) instead of a closed connection.
+const GRACEFUL_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 pub enum ListenSock {
     Tcp(TcpListener),
@@ -482,6 +508,12 @@ pub struct Worker {
     /// was full: continued on the next loop iteration.
     writable: Vec<usize>,
     last_tick: u64,
+    /// Connections handed over before the thread started (`-1`: the socket on stdin).
+    adopted: Vec<(Stream, Peer)>,
+    /// `-1`: the worker ends once its connections are gone.
+    exit_when_idle: bool,
+    /// When a graceful stop began (idle keep-alive connections close a moment later).
+    graceful_since: Option<Instant>,
 }
 
 /// Wakers of pollers whose worker has not started yet, by the poller's fd: mio allows one
@@ -534,7 +566,50 @@ impl Worker {
             listening: true,
             writable: Vec::new(),
             last_tick: now_secs(),
+            adopted: Vec::new(),
+            exit_when_idle: false,
+            graceful_since: None,
         })
+    }
+
+    /// Serve an already connected socket (TCP or unix), as if it had been accepted from a
+    /// listener named `server_socket`; the worker then ends when its last connection closes
+    /// (`featherd -1`). The connection starts when the worker runs.
+    pub fn adopt(&mut self, fd: OwnedFd, server_socket: Arc<str>) -> io::Result<()> {
+        let sock = socket2::Socket::from(fd);
+        sock.set_nonblocking(true)?;
+        sock.set_cloexec(true)?;
+        let local = sock.local_addr()?;
+        let (stream, peer) = if local.is_unix() {
+            let st = UnixStream::from_std(std::os::unix::net::UnixStream::from(OwnedFd::from(sock)));
+            let peer = Peer {
+                remote_addr: "unix:".into(),
+                remote_ip: None,
+                remote_port: 0,
+                local_addr: server_socket.clone(),
+                server_socket,
+                scheme: "http",
+            };
+            (Stream::Unix(st), peer)
+        } else {
+            let remote = sock.peer_addr()?.as_socket();
+            let local: Arc<str> = Arc::from(local.as_socket().map(|a| a.to_string()).unwrap_or_default());
+            let _ = sock.set_nodelay(true);
+            let st = TcpStream::from_std(std::net::TcpStream::from(OwnedFd::from(sock)));
+            let ip = remote.map(|a| a.ip().to_canonical());
+            let peer = Peer {
+                remote_addr: ip.map(|i| i.to_string()).unwrap_or_default(),
+                remote_ip: ip,
+                remote_port: remote.map_or(0, |a| a.port()),
+                local_addr: local,
+                server_socket,
+                scheme: "http",
+            };
+            (Stream::Tcp(st), peer)
+        };
+        self.adopted.push((stream, peer));
+        self.exit_when_idle = true;
+        Ok(())
     }
 
     pub fn run(mut self) {
@@ -569,9 +644,16 @@ impl Worker {
                 }
             }
         }
+        for (stream, peer) in std::mem::take(&mut self.adopted) {
+            self.add_conn(stream, peer);
+        }
         let mut events = Events::with_capacity(1024);
         let mut graceful_deadline: Option<Instant> = None;
+        let mut active_sec = 0;
         loop {
+            if self.exit_when_idle && self.conns.is_empty() {
+                break;
+            }
             let timeout = self.next_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -579,7 +661,12 @@ impl Worker {
                     break;
                 }
             }
-            crate::http::tick();
+            let now = crate::http::tick();
+            if now != active_sec && events.iter().any(|e| e.token() != WAKER) {
+                // For `-i`: one store a second at most, not one per event.
+                active_sec = now;
+                self.control.last_activity.store(now, Ordering::Relaxed);
+            }
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t < self.listeners.len() {
@@ -624,14 +711,17 @@ impl Worker {
             match self.control.state.load(Ordering::Acquire) {
                 STOP => break,
                 GRACEFUL => {
-                    if self.listening {
+                    if self.graceful_since.is_none() {
                         self.stop_listening();
+                        let now = Instant::now();
+                        self.graceful_since = Some(now);
                         graceful_deadline = Some(
-                            Instant::now()
-                                + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
+                            now + Duration::from_secs(self.loaded.server.graceful_shutdown_timeout.max(1)),
                         );
                     }
-                    self.close_idle();
+                    if self.graceful_since.is_some_and(|t| t.elapsed() >= GRACEFUL_IDLE_GRACE) {
+                        self.close_idle();
+                    }
                     if self.conns.is_empty() || graceful_deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
@@ -644,6 +734,10 @@ impl Worker {
             self.close(k);
         }
         WCTX.with(|w| *w.borrow_mut() = None);
+        self.control.exited.fetch_add(1, Ordering::Release);
+        if let Some(n) = &self.control.notify_main {
+            let _ = (&*n).write(&[0]);
+        }
     }
 
     fn next_timeout(&self) -> Duration {
@@ -651,6 +745,13 @@ impl Worker {
             return Duration::ZERO;
         }
         let mut d = Duration::from_millis(1000);
+        if let Some(t) = self.graceful_since {
+            // Wake when idle connections are due to close.
+            let grace = GRACEFUL_IDLE_GRACE.saturating_sub(t.elapsed());
+            if !grace.is_zero() {
+                d = d.min(grace);
+            }
+        }
         WCTX.with(|w| {
             if let Some(w) = w.borrow().as_ref() {
                 if !w.wakes.is_empty() {
@@ -691,6 +792,11 @@ impl Worker {
     }
 
     fn accept(&mut self, li: usize) {
+        // Stopping or restarting: what has not been accepted yet waits in the kernel's queue
+        // for the next workers (a restart) or is refused when the socket closes (a stop).
+        if self.control.state.load(Ordering::Acquire) != RUN {
+            return;
+        }
         loop {
             if self.control.max_connections > 0
                 && self.control.connections.load(Ordering::Relaxed) >= self.control.max_connections

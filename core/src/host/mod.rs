@@ -35,7 +35,10 @@ pub struct LoadedModule {
     pub desc: ModuleDescriptor,
     pub data: DataPtr,
     pub keys: Vec<ModKey>,
-    _lib: libloading::Library,
+    /// Never closed: a graceful restart drops the old configuration while the process goes
+    /// on, and unloading a Rust library (thread-local destructors, threads it started) is not
+    /// safe. Loading the same file again returns the same library.
+    _lib: std::mem::ManuallyDrop<libloading::Library>,
 }
 
 // SAFETY: the descriptor copy holds function pointers and pointers to the module's static
@@ -212,7 +215,7 @@ pub fn load_module(path: &Path, name: &str) -> Result<LoadedModule, String> {
         desc,
         data: DataPtr(std::ptr::null_mut()),
         keys,
-        _lib: lib,
+        _lib: std::mem::ManuallyDrop::new(lib),
     })
 }
 
@@ -426,6 +429,19 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
     });
     let mut loaded =
         Loaded { cfg, server, modules, chains, owner_blocks, core_base, block_parent, has_physical_conds };
+    if opts.init {
+        init(&mut loaded)?;
+    }
+    Ok(loaded)
+}
+
+/// Initialise the modules of a configuration [`load`]ed without `init`: the module ids the
+/// host services know (the registry) become this configuration's, then every module's `init`
+/// and `set_defaults` run. A graceful restart checks a new configuration with `load` while the
+/// old one still serves, and calls this only once the old modules' `cleanup` has run: the
+/// registry and a module's library (shared by both configurations) belong to one
+/// configuration at a time.
+pub fn init(loaded: &mut Loaded) -> Result<(), String> {
     {
         let mut reg = REGISTRY.write().map_err(|_| "module registry poisoned".to_string())?;
         reg.clear();
@@ -440,10 +456,7 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
             });
         }
     }
-    if opts.init {
-        init_modules(&mut loaded)?;
-    }
-    Ok(loaded)
+    init_modules(loaded)
 }
 
 /// The handle behind `fd_config` during set_defaults.

@@ -294,6 +294,15 @@ fn cache() -> &'static Cache {
     C.get_or_init(Default::default)
 }
 
+/// Forget every parsed value: a module calls this in `init`, so that a configuration loaded
+/// again (a graceful restart; the library and this cache stay) is parsed afresh instead of
+/// reusing the previous configuration's hosts for the same block and key.
+pub fn forget_parsed() {
+    if let Ok(mut c) = cache().lock() {
+        c.clear();
+    }
+}
+
 /// Parse a `*.server` value (the config key is `key`, for messages and the cache).
 pub fn parse_server(key: &str, v: &Value, opts: &ParseOptions) -> Result<Arc<Mounts>, String> {
     let ck = (v.block(), key.to_string());

@@ -181,6 +181,7 @@ impl Module for ModFastCgi {
     type ConnectionState = ();
 
     fn init() -> Self {
+        featherd_gateway::hosts::forget_parsed();
         ModFastCgi { spawner: Spawner::new(std::iter::empty()) }
     }
 

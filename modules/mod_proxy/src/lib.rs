@@ -159,6 +159,7 @@ impl Module for Proxy {
     type ConnectionState = ();
 
     fn init() -> Self {
+        hosts::forget_parsed();
         Proxy
     }
 

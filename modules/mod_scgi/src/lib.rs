@@ -160,6 +160,7 @@ impl Module for ModScgi {
     type ConnectionState = ();
 
     fn init() -> Self {
+        featherd_gateway::hosts::forget_parsed();
         ModScgi { spawner: Spawner::new(std::iter::empty()) }
     }
 

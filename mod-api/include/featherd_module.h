@@ -61,7 +61,7 @@ typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t s
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 2
+#define FEATHERD_ABI_MINOR 3
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -332,6 +332,10 @@ typedef struct fd_host_api {
   // removes it from the poller, so no separate unregistration call is made. The host takes
   // `fd` in every case. Returns -2 for an unknown handle (the fd is closed all the same).
   int32_t (*fd_close)(int64_t handle, int32_t fd);
+  // `server.tag` as configured for this request (empty when set to ""): what the `Server`
+  // response header says, for modules that name the server in a page they generate
+  // (mod_dirlisting's footer).
+  struct fd_str (*request_server_tag)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -491,6 +491,12 @@ pub struct HostApi {
     /// removes it from the poller, so no separate unregistration call is made. The host takes
     /// `fd` in every case. Returns -2 for an unknown handle (the fd is closed all the same).
     pub fd_close: unsafe extern "C" fn(handle: i64, fd: i32) -> i32,
+
+    // ---- ABI 1.3 ----
+    /// `server.tag` as configured for this request (empty when set to ""): what the `Server`
+    /// response header says, for modules that name the server in a page they generate
+    /// (mod_dirlisting's footer).
+    pub request_server_tag: unsafe extern "C" fn(req: *mut fd_request) -> Str,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

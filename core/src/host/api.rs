@@ -99,6 +99,7 @@ pub static HOST_API: HostApi = HostApi {
     response_body_bytes_out,
     response_append_physical,
     fd_close,
+    request_server_tag,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -778,4 +779,9 @@ unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, l
 
 unsafe extern "C" fn fd_close(handle: i64, fd: i32) -> i32 {
     worker::fd_close(handle, fd)
+}
+
+unsafe extern "C" fn request_server_tag(r: *mut fd_request) -> Str {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(Str::EMPTY, |r| sv(r.core().tag.as_bytes()))
 }

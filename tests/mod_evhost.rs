@@ -114,8 +114,18 @@ $HTTP["host"] =~ "\.dots$" {{
     assert_eq!(text(&s, "a.dots"), (200, "DOCROOT".to_string()));
     s.wait_log("would leave the path pattern's directories");
     let evil = [
-        "..", "../..", ".", "..:80", "...", ".x.whole", "../x.whole", "a/../../x.whole", "%2e%2e.whole",
-        "..\\..", "[..]", "[::1]/../..",
+        "..",
+        "../..",
+        ".",
+        "..:80",
+        "...",
+        ".x.whole",
+        "../x.whole",
+        "a/../../x.whole",
+        "%2e%2e.whole",
+        "..\\..",
+        "[..]",
+        "[::1]/../..",
     ];
     for host in evil {
         let r = get_host(&s, host, "/");
@@ -128,7 +138,10 @@ $HTTP["host"] =~ "\.dots$" {{
 #[test]
 fn bad_patterns_are_refused_with_file_and_line() {
     for bad in ["/srv/%x/", "/srv/%{1.}/", "/srv/%{12}/", "/srv/%"] {
-        let f = Server::start_fail(&format!("{BASE}server.modules = ( \"mod_evhost\" )\nevhost.path-pattern = \"{bad}\"\n"), None);
+        let f = Server::start_fail(
+            &format!("{BASE}server.modules = ( \"mod_evhost\" )\nevhost.path-pattern = \"{bad}\"\n"),
+            None,
+        );
         assert!(f.stderr.contains("featherd.conf:"), "{}", f.stderr);
         assert!(f.stderr.contains("evhost.path-pattern: invalid sequence"), "{bad}: {}", f.stderr);
     }
@@ -137,7 +150,8 @@ fn bad_patterns_are_refused_with_file_and_line() {
 #[test]
 fn conf_d_snippet_loads() {
     let snippet = workspace_root().join("conf.d/evhost.conf");
-    let conf = format!("{BASE}\ninclude \"{}\"\nevhost.path-pattern := \"@DIR@/sites/%2/\"\n", snippet.display());
+    let conf =
+        format!("{BASE}\ninclude \"{}\"\nevhost.path-pattern := \"@DIR@/sites/%2/\"\n", snippet.display());
     let s = Server::start(&conf);
     s.dir.write("sites/example/hello.txt", "hello example");
     assert_eq!(get_host(&s, "www.example.org", "/hello.txt").text(), "hello example");

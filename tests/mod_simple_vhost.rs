@@ -97,7 +97,8 @@ fn no_host_header_leaves_the_server_root() {
     }
     // The authority of an absolute-form target is the host too.
     for target in ["http://../", "http://a.test/../../htdocs/", "http://x/..%2f..%2fhtdocs/"] {
-        let r = request(s.port, &format!("GET {target} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"));
+        let r =
+            request(s.port, &format!("GET {target} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"));
         assert!(!r.text().contains("SECRET"), "{target} escaped: {}", r.text());
     }
     // The server is still fine.

@@ -151,7 +151,8 @@ fn path_info_and_missing_files_outside_a_long_document_root() {
         "{BASE}{USERDIR}server.document-root := \"@DIR@/www/a/rather/long/document/root/that/goes/on/and/on\"\nuserdir.basepath := \"@DIR@/u\"\n"
     );
     let s = Server::start(&conf);
-    std::fs::create_dir_all(s.dir.path().join("www/a/rather/long/document/root/that/goes/on/and/on")).unwrap();
+    std::fs::create_dir_all(s.dir.path().join("www/a/rather/long/document/root/that/goes/on/and/on"))
+        .unwrap();
     s.dir.write("u/al/public_html/doc.txt", "doc");
     assert_eq!(s.get("/~al/doc.txt").text(), "doc");
     assert_eq!(s.get("/~al/doc.txt/extra/info").text(), "doc");
@@ -188,7 +189,10 @@ fn real_user_from_the_password_database() {
     };
     let sub = format!("featherd-e2e-userdir-{}", std::process::id());
     let dir = HomeDir(home.join(&sub));
-    if std::fs::create_dir_all(&dir.0).and_then(|_| std::fs::write(dir.0.join("hi.txt"), "hi from home")).is_err() {
+    if std::fs::create_dir_all(&dir.0)
+        .and_then(|_| std::fs::write(dir.0.join("hi.txt"), "hi from home"))
+        .is_err()
+    {
         eprintln!("skipped: the home directory {} is not writable", home.display());
         return;
     }

@@ -333,8 +333,10 @@ impl DirListing {
             e.mime = if mime.is_empty() { b"application/octet-stream".to_vec() } else { mime.to_vec() };
         }
         let order = conf.sort.then(|| Order::from_query(req.query().unwrap_or_default()));
-        if let Some(o) = order {
-            page::sort_entries(&mut job.entries, o);
+        match order {
+            Some(o) => page::sort_entries(&mut job.entries, o),
+            // Directories first all the same; otherwise the order the directory was read in.
+            None => job.entries.sort_by_key(|e| !e.is_dir),
         }
         let (content_type, parts) = if job.json {
             ("application/json".to_owned(), vec![Part::Mem(page::json(&job.entries))])

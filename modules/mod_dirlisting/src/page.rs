@@ -120,6 +120,8 @@ pub fn sort_entries(entries: &mut [Entry], order: Order) {
             let c = match order.column {
                 Column::Name => Ordering::Equal,
                 Column::Modified => x.mtime.cmp(&y.mtime),
+                // A directory's size says nothing to a reader (the page shows "-").
+                Column::Size if x.is_dir => Ordering::Equal,
                 Column::Size => x.size.cmp(&y.size),
                 Column::Type => x.mime.cmp(&y.mime),
             }

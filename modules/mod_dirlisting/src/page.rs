@@ -243,21 +243,22 @@ pub fn wants_json(accept: &[u8]) -> bool {
     }
 }
 
-/// The JSON listing: an array of `{"name", "type": "dir"|"file", "size", "mtime"}`.
+/// The JSON listing: an array of `{"name", "type": "dir"|"file", "size", "mtime"}`, one
+/// entry per line, keys in that order.
 pub fn json(entries: &[Entry]) -> Vec<u8> {
-    let list: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "name": String::from_utf8_lossy(&e.name),
-                "type": if e.is_dir { "dir" } else { "file" },
-                "size": e.size,
-                "mtime": e.mtime,
-            })
-        })
-        .collect();
-    let mut out = serde_json::to_vec(&serde_json::Value::Array(list)).unwrap_or_else(|_| b"[]".to_vec());
-    out.push(b'\n');
+    let mut out = Vec::with_capacity(2 + entries.len() * 80);
+    out.push(b'[');
+    for (i, e) in entries.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n{\"name\":" } else { b",\n{\"name\":" });
+        // serde_json escapes the name (quotes, backslashes, control characters).
+        let name = serde_json::Value::String(String::from_utf8_lossy(&e.name).into_owned());
+        out.extend_from_slice(name.to_string().as_bytes());
+        let kind = if e.is_dir { "dir" } else { "file" };
+        out.extend_from_slice(
+            format!(",\"type\":\"{kind}\",\"size\":{},\"mtime\":{}}}", e.size, e.mtime).as_bytes(),
+        );
+    }
+    out.extend_from_slice(if entries.is_empty() { b"]\n" } else { b"\n]\n" });
     out
 }
 
@@ -589,6 +590,15 @@ mod tests {
             ])
         );
         assert_eq!(json(&[]), b"[]\n");
+        let text = String::from_utf8(json(&v)).expect("utf8");
+        assert_eq!(
+            text,
+            "[\n{\"name\":\"d\",\"type\":\"dir\",\"size\":4096,\"mtime\":5},\n\
+             {\"name\":\"a\\\"b\u{fffd}\",\"type\":\"file\",\"size\":3,\"mtime\":7}\n]\n"
+        );
+        let ctl = Entry { name: b"new\nline\\".to_vec(), ..v[0].clone() };
+        let parsed: serde_json::Value = serde_json::from_slice(&json(&[ctl])).expect("valid JSON");
+        assert_eq!(parsed[0]["name"], "new\nline\\");
     }
 
     fn page<'a>(path: &'a [u8], order: Option<Order>) -> Page<'a> {

@@ -438,8 +438,10 @@ fn check_file(req: &mut Request) -> Phase {
             Phase::Respond
         }
         _ => {
-            // PATH_INFO: the longest leading part of the path that is a regular file.
-            let root = req.docroot.len().min(req.physical.len());
+            // PATH_INFO: the longest leading part of the path that is a regular file, below
+            // the document root (or anywhere when a module such as mod_userdir mapped the
+            // request outside of it; then the walk stops at the first existing directory).
+            let root = if req.physical.starts_with(&req.docroot) { req.docroot.len() } else { 0 };
             let mut end = req.physical.len();
             while let Some(pos) = req.physical[root..end].iter().rposition(|&b| b == b'/') {
                 let pos = root + pos;

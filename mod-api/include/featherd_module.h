@@ -61,7 +61,7 @@ typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t s
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 4
+#define FEATHERD_ABI_MINOR 5
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -360,6 +360,10 @@ typedef struct fd_host_api {
   // Close the connection after this response instead of keeping it alive (mod_auth does so
   // after a wrong password, as lighttpd does).
   void (*request_disable_keep_alive)(fd_request *req);
+  // `server.tag` as configured for this request (empty when set to ""): what the `Server`
+  // response header says, for modules that name the server in a page they generate
+  // (mod_dirlisting's footer).
+  struct fd_str (*request_server_tag)(fd_request *req);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 4;
+pub const ABI_MINOR: u32 = 5;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -530,6 +530,12 @@ pub struct HostApi {
     /// Close the connection after this response instead of keeping it alive (mod_auth does so
     /// after a wrong password, as lighttpd does).
     pub request_disable_keep_alive: unsafe extern "C" fn(req: *mut fd_request),
+
+    // ---- ABI 1.5 ----
+    /// `server.tag` as configured for this request (empty when set to ""): what the `Server`
+    /// response header says, for modules that name the server in a page they generate
+    /// (mod_dirlisting's footer).
+    pub request_server_tag: unsafe extern "C" fn(req: *mut fd_request) -> Str,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

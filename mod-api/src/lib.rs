@@ -823,6 +823,14 @@ impl<'a, M: Module> Request<'a, M> {
         }
     }
 
+    /// `server.tag` for this request (what the `Server` header says; empty when the
+    /// configuration set it to ""). None on a server older than ABI 1.5.
+    pub fn server_tag(&self) -> Option<&[u8]> {
+        let end = core::mem::offset_of!(HostApi, request_server_tag) + core::mem::size_of::<usize>();
+        // SAFETY: the field exists (checked first); live request; config data outlives the hook.
+        host_has(end).then(|| unsafe { (host().request_server_tag)(self.raw).as_bytes() })
+    }
+
     /// Make this module the request's handler: its `subrequest` hook produces the response.
     pub fn claim(&mut self) -> bool {
         // SAFETY: live request.

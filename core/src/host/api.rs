@@ -104,6 +104,7 @@ pub static HOST_API: HostApi = HostApi {
     service_register,
     service_lookup,
     request_disable_keep_alive,
+    request_server_tag,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -836,4 +837,11 @@ unsafe extern "C" fn request_target_orig(r: *mut fd_request) -> Str {
         Some(r) => sv(&r.head.target),
         None => Str::EMPTY,
     }
+}
+
+// ---- ABI 1.5
+
+unsafe extern "C" fn request_server_tag(r: *mut fd_request) -> Str {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(Str::EMPTY, |r| sv(r.core().tag.as_bytes()))
 }

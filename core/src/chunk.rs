@@ -33,6 +33,22 @@ impl Chunk {
 pub struct ChunkQueue {
     chunks: VecDeque<Chunk>,
     bytes: u64,
+    /// TCP_CORK is set on the socket (see `write_to`).
+    corked: bool,
+}
+
+fn cork(sock: i32, on: bool) {
+    let v: libc::c_int = on.into();
+    // SAFETY: setsockopt with a valid int option value on the caller's socket.
+    unsafe {
+        libc::setsockopt(
+            sock,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 /// Outcome of one [`ChunkQueue::write_to`] attempt.
@@ -159,6 +175,14 @@ impl ChunkQueue {
         let Some(front) = self.chunks.front() else { return Ok(WriteResult::Wrote(0)) };
         let n = match front {
             Chunk::Mem { .. } => {
+                // A head followed by a file: cork, so that the head leaves in the same full-size
+                // segments as the file's first bytes instead of as a tiny segment of its own
+                // (TCP_NODELAY is on). The first sendfile uncorks. On loopback this more than
+                // doubles 1 MiB keep-alive throughput: the receiver's work per byte drops.
+                if !self.corked && self.chunks.iter().any(|c| matches!(c, Chunk::File { .. })) {
+                    cork(sock, true);
+                    self.corked = true;
+                }
                 let mut iov: [libc::iovec; 16] =
                     [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 16];
                 let mut cnt = 0;
@@ -187,6 +211,10 @@ impl ChunkQueue {
                 // SAFETY: fd is an open file owned by the chunk, sock the caller's socket; o
                 // is a valid off_t the kernel updates.
                 let r = unsafe { libc::sendfile(sock, fd.as_raw_fd(), &mut o, want) };
+                if self.corked {
+                    cork(sock, false);
+                    self.corked = false;
+                }
                 if r < 0 {
                     return last_write_error();
                 }

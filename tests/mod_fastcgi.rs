@@ -532,7 +532,7 @@ fn one_gib_upload_and_download_stream_through() {
                 }
             }
         }
-        assert_eq!(got, total, "mode {mode}: whole download");
+        assert_eq!(got, total, "mode {mode}: whole download\n{}", s.error_log());
         let peak = peak_rss_kib(s.pid());
         assert!(peak < 64 * 1024, "mode {mode}: featherd peak RSS {peak} KiB moving 2 GiB");
     }

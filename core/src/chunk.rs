@@ -2,6 +2,7 @@
 //! by modules and drained to the socket by the worker: memory chunks with writev, file ranges
 //! with sendfile, so a file never passes through user space.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -11,6 +12,13 @@ pub enum Chunk {
     Mem {
         buf: Vec<u8>,
         off: usize,
+    },
+    /// Bytes shared with their owner (the worker's file cache holds small files' contents):
+    /// sent from there, never copied.
+    Shared {
+        buf: Arc<[u8]>,
+        off: usize,
+        end: usize,
     },
     /// A file range; the descriptor may be shared with the worker's file cache.
     File {
@@ -24,8 +32,56 @@ impl Chunk {
     fn remaining(&self) -> u64 {
         match self {
             Chunk::Mem { buf, off } => (buf.len() - off) as u64,
+            Chunk::Shared { off, end, .. } => (end - off) as u64,
             Chunk::File { len, .. } => *len,
         }
+    }
+
+    /// The unsent bytes of a memory chunk (None for a file range).
+    fn mem(&self) -> Option<&[u8]> {
+        match self {
+            Chunk::Mem { buf, off } => Some(&buf[*off..]),
+            Chunk::Shared { buf, off, end } => Some(&buf[*off..*end]),
+            Chunk::File { .. } => None,
+        }
+    }
+}
+
+/// Small buffers given back by sent memory chunks, reused for the next heads and small bodies
+/// on this thread: a busy connection stops allocating per response, and an idle one holds
+/// none (the pool belongs to the worker, not to the connection).
+struct BufPool(Vec<Vec<u8>>);
+
+const POOL_BUFS: usize = 256;
+const POOL_BUF_MAX: usize = 4096;
+
+thread_local! {
+    static BUFS: RefCell<BufPool> = const { RefCell::new(BufPool(Vec::new())) };
+}
+
+/// An empty buffer, from this thread's pool when it has one.
+pub fn take_buf() -> Vec<u8> {
+    BUFS.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.0.pop())).unwrap_or_default()
+}
+
+/// Give a buffer back to this thread's pool (dropped when large or when the pool is full).
+pub fn recycle_buf(mut v: Vec<u8>) {
+    if v.capacity() == 0 || v.capacity() > POOL_BUF_MAX {
+        return;
+    }
+    BUFS.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.0.len() < POOL_BUFS {
+                v.clear();
+                p.0.push(v);
+            }
+        }
+    });
+}
+
+fn recycle(c: Chunk) {
+    if let Chunk::Mem { buf, .. } = c {
+        recycle_buf(buf);
     }
 }
 
@@ -70,6 +126,22 @@ fn last_write_error() -> io::Result<WriteResult> {
     }
 }
 
+/// "{n:x}\r\n" in `buf`.
+fn chunk_size_line(mut n: u64, buf: &mut [u8; 18]) -> &[u8] {
+    let mut i = 16;
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 impl ChunkQueue {
     pub fn len(&self) -> u64 {
         self.bytes
@@ -78,8 +150,39 @@ impl ChunkQueue {
         self.bytes == 0
     }
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        while let Some(c) = self.chunks.pop_front() {
+            recycle(c);
+        }
         self.bytes = 0;
+    }
+
+    /// Take every chunk of `other` (this queue must be empty); `other` is left empty, with
+    /// the chunk storage this queue had. Moving a whole body costs nothing this way, and
+    /// handing the storage back and forth between a connection and its pooled request keeps
+    /// it allocated only while a request uses it.
+    pub fn adopt(&mut self, other: &mut ChunkQueue) {
+        debug_assert!(self.chunks.is_empty());
+        std::mem::swap(&mut self.chunks, &mut other.chunks);
+        self.bytes = other.bytes;
+        other.bytes = 0;
+    }
+
+    /// Put a memory buffer before everything queued (a head in front of its body).
+    pub fn push_front_vec(&mut self, buf: Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        self.bytes += buf.len() as u64;
+        self.chunks.push_front(Chunk::Mem { buf, off: 0 });
+    }
+
+    /// Queue `buf[off..end]` without copying it.
+    pub fn push_shared(&mut self, buf: Arc<[u8]>, off: usize, end: usize) {
+        if off >= end || end > buf.len() {
+            return;
+        }
+        self.bytes += (end - off) as u64;
+        self.chunks.push_back(Chunk::Shared { buf, off, end });
     }
 
     /// Free the queue's memory if it is empty.
@@ -101,7 +204,9 @@ impl ChunkQueue {
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Mem { buf: data.to_vec(), off: 0 });
+        let mut buf = if data.len() <= POOL_BUF_MAX { take_buf() } else { Vec::new() };
+        buf.extend_from_slice(data);
+        self.chunks.push_back(Chunk::Mem { buf, off: 0 });
     }
 
     pub fn push_vec(&mut self, buf: Vec<u8>) {
@@ -159,7 +264,8 @@ impl ChunkQueue {
                 continue;
             }
             if chunked {
-                self.push_mem(format!("{n:x}\r\n").as_bytes());
+                let mut size = [0u8; 18];
+                self.push_mem(chunk_size_line(n, &mut size));
             }
             self.bytes += n;
             self.chunks.push_back(c);
@@ -174,7 +280,7 @@ impl ChunkQueue {
     pub fn write_to(&mut self, sock: i32) -> io::Result<WriteResult> {
         let Some(front) = self.chunks.front() else { return Ok(WriteResult::Wrote(0)) };
         let n = match front {
-            Chunk::Mem { .. } => {
+            Chunk::Mem { .. } | Chunk::Shared { .. } => {
                 // A head followed by a file: cork, so that the head leaves in the same full-size
                 // segments as the file's first bytes instead of as a tiny segment of its own
                 // (TCP_NODELAY is on). The first sendfile uncorks. On loopback this more than
@@ -187,11 +293,8 @@ impl ChunkQueue {
                     [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 16];
                 let mut cnt = 0;
                 for c in self.chunks.iter() {
-                    let Chunk::Mem { buf, off } = c else { break };
-                    iov[cnt] = libc::iovec {
-                        iov_base: buf[*off..].as_ptr() as *mut libc::c_void,
-                        iov_len: buf.len() - off,
-                    };
+                    let Some(b) = c.mem() else { break };
+                    iov[cnt] = libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() };
                     cnt += 1;
                     if cnt == iov.len() {
                         break;
@@ -236,10 +339,12 @@ impl ChunkQueue {
             let rem = front.remaining();
             if n >= rem {
                 n -= rem;
-                self.chunks.pop_front();
+                if let Some(c) = self.chunks.pop_front() {
+                    recycle(c);
+                }
             } else {
                 match front {
-                    Chunk::Mem { off, .. } => *off += n as usize,
+                    Chunk::Mem { off, .. } | Chunk::Shared { off, .. } => *off += n as usize,
                     Chunk::File { off, len, .. } => {
                         *off += n;
                         *len -= n;
@@ -254,8 +359,8 @@ impl ChunkQueue {
     pub fn peek_mem(&self, max: usize) -> Vec<u8> {
         let mut v = Vec::new();
         for c in &self.chunks {
-            let Chunk::Mem { buf, off } = c else { break };
-            v.extend_from_slice(&buf[*off..]);
+            let Some(b) = c.mem() else { break };
+            v.extend_from_slice(b);
             if v.len() >= max {
                 v.truncate(max);
                 break;
@@ -268,6 +373,35 @@ impl ChunkQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_size_lines() {
+        for n in [1u64, 9, 10, 255, 4096, 0xdead_beef, u64::MAX] {
+            assert_eq!(chunk_size_line(n, &mut [0; 18]), format!("{n:x}\r\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn shared_chunks_and_adopt() {
+        let data: Arc<[u8]> = Arc::from(&b"0123456789"[..]);
+        let mut body = ChunkQueue::default();
+        body.push_shared(data.clone(), 2, 6);
+        body.push_shared(data, 5, 5);
+        let mut out = ChunkQueue::default();
+        out.adopt(&mut body);
+        out.push_front_vec(b"H:".to_vec());
+        assert!(body.is_empty());
+        assert_eq!(out.len(), 6);
+        assert_eq!(out.peek_mem(100), b"H:2345");
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        while !out.is_empty() {
+            out.write_to(a.as_raw_fd()).unwrap();
+        }
+        drop(a);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut &b, &mut s).unwrap();
+        assert_eq!(s, "H:2345");
+    }
 
     #[test]
     fn framing_and_writing() {

@@ -152,6 +152,8 @@ struct Conn {
     drain_armed: bool,
     /// A suspended handler was woken and must run.
     resume: bool,
+    /// Waiting in `Worker::deferred` for the end of the event batch.
+    deferred: bool,
 }
 
 // ---- thread-local services for modules
@@ -339,7 +341,9 @@ pub fn timer_cancel(handle: i64) -> i32 {
 struct StatCache {
     enabled: bool,
     second: u64,
-    entries: std::collections::HashMap<Vec<u8>, StatEntry>,
+    /// foldhash: fast on short keys and seeded per process (the keys come from client URLs,
+    /// although only paths that exist are kept).
+    entries: std::collections::HashMap<Vec<u8>, StatEntry, foldhash::fast::RandomState>,
 }
 
 struct StatEntry {
@@ -355,7 +359,7 @@ thread_local! {
     static STAT_CACHE: RefCell<StatCache> = RefCell::new(StatCache {
         enabled: false,
         second: 0,
-        entries: std::collections::HashMap::new(),
+        entries: std::collections::HashMap::with_hasher(foldhash::fast::RandomState::default()),
     });
 }
 
@@ -507,6 +511,10 @@ pub struct Worker {
     /// Connections that stopped writing because their turn was over, not because the socket
     /// was full: continued on the next loop iteration.
     writable: Vec<usize>,
+    /// While the events of one poll are handled, responses are queued here and written
+    /// after the batch (see `run`).
+    deferring: bool,
+    deferred: Vec<usize>,
     last_tick: u64,
     /// Connections handed over before the thread started (`-1`: the socket on stdin).
     adopted: Vec<(Stream, Peer)>,
@@ -565,6 +573,8 @@ impl Worker {
             accept_paused: false,
             listening: true,
             writable: Vec::new(),
+            deferring: false,
+            deferred: Vec::new(),
             last_tick: now_secs(),
             adopted: Vec::new(),
             exit_when_idle: false,
@@ -667,6 +677,10 @@ impl Worker {
                 active_sec = now;
                 self.control.last_activity.store(now, Ordering::Relaxed);
             }
+            // Responses produced while handling this batch are written after it: the client
+            // (woken by our first write) then finds the whole batch's answers at once, instead
+            // of being woken, going back to sleep and being woken again for each one.
+            self.deferring = true;
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t < self.listeners.len() {
@@ -691,6 +705,15 @@ impl Worker {
                             self.close(idx);
                             continue;
                         }
+                        self.drive(idx);
+                    }
+                }
+            }
+            self.deferring = false;
+            for idx in std::mem::take(&mut self.deferred) {
+                if let Some(c) = self.conns.get_mut(idx) {
+                    c.deferred = false;
+                    if c.state == State::Write {
                         self.drive(idx);
                     }
                 }
@@ -904,6 +927,7 @@ impl Worker {
             maybe_readable: true,
             drain_armed: false,
             resume: false,
+            deferred: false,
         });
         if !ok {
             self.close(idx);
@@ -971,6 +995,9 @@ impl Worker {
     /// closed or failed (the caller decides what that means in its state).
     fn fill(&mut self, idx: usize, limit: usize) -> io::Result<bool> {
         let c = &mut self.conns[idx];
+        if c.rbuf.capacity() == 0 {
+            c.rbuf = crate::chunk::take_buf();
+        }
         loop {
             if c.rbuf.len() >= limit {
                 // Leave the rest in the kernel until we have room (it stays readable).
@@ -1194,6 +1221,17 @@ impl Worker {
                                 continue;
                             }
                             Ok(false) => {}
+                        }
+                    }
+                    if self.deferring && !self.conns[idx].suspended {
+                        let c = &mut self.conns[idx];
+                        if c.req.as_ref().is_some_and(|r| r.bytes_out == 0) {
+                            // The first write of a response waits for the end of the batch.
+                            if !c.deferred {
+                                c.deferred = true;
+                                self.deferred.push(idx);
+                            }
+                            return;
                         }
                     }
                     let all_written = match self.flush(idx) {
@@ -1426,7 +1464,8 @@ impl Worker {
             keep = false;
             None
         };
-        let mut h = Vec::with_capacity(256);
+        let mut h = crate::chunk::take_buf();
+        h.reserve(256);
         h.extend_from_slice(if req.head.minor == 0 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
         let mut num = itoa_buf(u64::from(req.status));
         h.extend_from_slice(num.as_bytes(&mut [0u8; 20]));
@@ -1466,7 +1505,7 @@ impl Worker {
         h.extend_from_slice(b"Date: ");
         crate::http::append_date(&mut h);
         h.extend_from_slice(b"\r\n");
-        let tag = req.core().tag.clone();
+        let tag = &req.core().tag;
         if !tag.is_empty() && !req.resp_headers.contains(b"server") {
             h.extend_from_slice(b"Server: ");
             h.extend_from_slice(tag.as_bytes());
@@ -1484,14 +1523,21 @@ impl Worker {
         h.extend_from_slice(b"\r\n");
         c.keep_alive = keep;
         req.head_len = h.len() as u64;
-        c.out.push_vec(h);
         if (head_only && !tunnel) || no_body {
             req.body.clear();
+            c.out.push_vec(h);
         } else {
             // A small file goes out with the head in one writev instead of writev + sendfile.
             req.body.inline_small_files(16 * 1024);
-            let chunked = c.chunked;
-            c.out.take_from(&mut req.body, chunked);
+            if c.out.is_empty() && !c.chunked {
+                // The body's chunks as they are, the head in front.
+                c.out.adopt(&mut req.body);
+                c.out.push_front_vec(h);
+            } else {
+                c.out.push_vec(h);
+                let chunked = c.chunked;
+                c.out.take_from(&mut req.body, chunked);
+            }
         }
         req.head_sent = true;
     }
@@ -1549,6 +1595,10 @@ impl Worker {
         let Some(mut req) = c.req.take() else { return };
         c.served += 1;
         let keep = c.keep_alive;
+        if c.out.is_empty() && req.body.is_empty() {
+            // The output queue's storage goes back with the pooled request (see `adopt`).
+            req.body.adopt(&mut c.out);
+        }
         self.end_request(&mut req, true);
         self.release(req);
         let c = &mut self.conns[idx];
@@ -1559,7 +1609,7 @@ impl Worker {
             // An idle keep-alive connection holds no buffers (10,000 idle connections must
             // cost little); the next request allocates them again.
             if c.rbuf.is_empty() {
-                c.rbuf = Vec::new();
+                crate::chunk::recycle_buf(std::mem::take(&mut c.rbuf));
             }
             c.out.release();
         } else {
@@ -1625,7 +1675,7 @@ impl Worker {
             let idle = now.saturating_sub(c.last_active);
             if idle >= 1 && c.rbuf.is_empty() && c.rbuf.capacity() > 0 && c.req.is_none() {
                 // Idle keep-alive connection: give its read buffer back.
-                c.rbuf = Vec::new();
+                crate::chunk::recycle_buf(std::mem::take(&mut c.rbuf));
             }
             let core = c.req.as_ref().map(|r| r.core()).unwrap_or(&self.loaded.core_base[0]);
             let limit = match c.state {

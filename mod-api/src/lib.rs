@@ -886,6 +886,20 @@ impl<'a, M: Module> Request<'a, M> {
         // SAFETY: live request; the result is config data valid until cleanup.
         unsafe { (host().mimetype_for)(self.raw, s(path)).as_bytes() }
     }
+    /// Set `Content-Type` to what `mimetype.assign` gives `path`, without copying it; false
+    /// (and nothing set) when no type is configured for it.
+    pub fn set_content_type_for(&mut self, path: &[u8]) -> bool {
+        // SAFETY: live request. The type is config data, valid until cleanup, so the view
+        // stays valid while the host stores a copy of it among the response headers.
+        unsafe {
+            let t = (host().mimetype_for)(self.raw, s(path));
+            if t.len == 0 {
+                return false;
+            }
+            (host().response_header_set)(self.raw, s(b"Content-Type"), t);
+        }
+        true
+    }
     /// Response bytes written so far (headers included).
     pub fn bytes_out(&self) -> u64 {
         // SAFETY: live request.

@@ -398,11 +398,20 @@ macro_rules! header_fns {
     };
 }
 
+/// The bytes a header name may hold (visible ASCII but ':').
+static TOKEN_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = b != b':' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// A header a module sets must not smuggle framing: no CR, LF or NUL, a token name.
 fn valid_header(n: &[u8], v: &[u8]) -> bool {
-    !n.is_empty()
-        && n.iter().all(|&b| b.is_ascii_graphic() && b != b':')
-        && !v.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    !n.is_empty() && n.iter().all(|&b| TOKEN_CHAR[usize::from(b)]) && !crate::http::has_cr_lf_nul(v)
 }
 
 header_fns!(
@@ -775,7 +784,7 @@ unsafe extern "C" fn response_append_physical(r: *mut fd_request, offset: u64, l
     match worker::cached_file(&r.physical, &fi) {
         Some(_) if len == 0 => 0,
         Some(worker::CachedFile::Data(data)) => {
-            r.body.push_mem(&data[offset as usize..(offset + len) as usize]);
+            r.body.push_shared(data, offset as usize, (offset + len) as usize);
             0
         }
         Some(worker::CachedFile::Fd(fd)) => {

@@ -8,12 +8,45 @@ use std::ops::Range;
 pub struct HeaderList {
     arena: Vec<u8>,
     items: Vec<(Range<usize>, Range<usize>)>,
+    /// One bit per name that may be in the list (see [`name_bit`]): most lookups are for
+    /// headers a request does not have, and they end here.
+    names: u64,
+}
+
+/// A name's bit in [`HeaderList::names`], from its length and its first and last letters
+/// (case-insensitive). Names that share a bit just take the slow path.
+fn name_bit(name: &[u8]) -> u64 {
+    let (Some(&a), Some(&z)) = (name.first(), name.last()) else { return 1 };
+    let h = (name.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(a | 0x20).wrapping_mul(7))
+        .wrapping_add(u32::from(z | 0x20));
+    1u64 << (h % 64)
 }
 
 impl HeaderList {
     pub fn clear(&mut self) {
         self.arena.clear();
         self.items.clear();
+        self.names = 0;
+    }
+
+    /// Start the list over with `raw` as its storage, to which the following
+    /// [`HeaderList::push_range`] calls refer (a parsed head is copied in once, not header by
+    /// header).
+    pub fn load_raw(&mut self, raw: &[u8]) {
+        self.clear();
+        self.arena.extend_from_slice(raw);
+    }
+
+    /// Add the header whose name and value lie at these ranges of the storage `load_raw` set.
+    pub fn push_range(&mut self, name: Range<usize>, value: Range<usize>) {
+        self.names |= name_bit(&self.arena[name.clone()]);
+        self.items.push((name, value));
+    }
+
+    fn may_have(&self, name: &[u8]) -> bool {
+        self.names & name_bit(name) != 0
     }
 
     pub fn len(&self) -> usize {
@@ -33,11 +66,15 @@ impl HeaderList {
     pub fn append(&mut self, name: &[u8], value: &[u8]) {
         let n = self.push_bytes(name);
         let v = self.push_bytes(value);
+        self.names |= name_bit(name);
         self.items.push((n, v));
     }
 
     /// Remove every value of `name`; returns how many were removed.
     pub fn remove(&mut self, name: &[u8]) -> usize {
+        if !self.may_have(name) {
+            return 0;
+        }
         let before = self.items.len();
         let arena = &self.arena;
         self.items.retain(|(n, _)| !arena[n.clone()].eq_ignore_ascii_case(name));
@@ -49,10 +86,12 @@ impl HeaderList {
         let v = self.push_bytes(value);
         let arena = &self.arena;
         let mut pos = None;
-        for (i, (n, _)) in self.items.iter().enumerate() {
-            if arena[n.clone()].eq_ignore_ascii_case(name) {
-                pos = Some(i);
-                break;
+        if self.may_have(name) {
+            for (i, (n, _)) in self.items.iter().enumerate() {
+                if arena[n.clone()].eq_ignore_ascii_case(name) {
+                    pos = Some(i);
+                    break;
+                }
             }
         }
         match pos {
@@ -68,6 +107,7 @@ impl HeaderList {
             }
             None => {
                 let n = self.push_bytes(name);
+                self.names |= name_bit(name);
                 self.items.push((n, v));
             }
         }
@@ -75,6 +115,9 @@ impl HeaderList {
 
     /// First value of `name`.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        if !self.may_have(name) {
+            return None;
+        }
         self.items
             .iter()
             .find(|(n, _)| self.arena[n.clone()].eq_ignore_ascii_case(name))
@@ -95,7 +138,8 @@ impl HeaderList {
 
     /// Every value of `name`.
     pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        let none = !self.may_have(name);
+        self.iter().filter(move |(n, _)| !none && n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Give back memory after an unusually large request (keeps small buffers for reuse).
@@ -128,5 +172,24 @@ mod tests {
         assert_eq!(h.get(b"Host"), None);
         h.clear();
         assert!(h.is_empty());
+        assert_eq!(h.get(b"new"), None);
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive_whatever_the_filter() {
+        let names: &[&[u8]] = &[b"Host", b"ETag", b"If-None-Match", b"x", b"Content-Length", b"A-B-C-D"];
+        let mut h = HeaderList::default();
+        for n in names {
+            h.append(n, b"v");
+        }
+        for n in names {
+            assert_eq!(h.get(&n.to_ascii_uppercase()), Some(&b"v"[..]));
+            assert_eq!(h.get(&n.to_ascii_lowercase()), Some(&b"v"[..]));
+        }
+        let mut raw = HeaderList::default();
+        raw.load_raw(b"Accept: */*");
+        raw.push_range(0..6, 8..11);
+        assert_eq!(raw.get(b"ACCEPT"), Some(&b"*/*"[..]));
+        assert_eq!(raw.get(b"Accept-Encoding"), None);
     }
 }

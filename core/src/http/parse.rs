@@ -38,16 +38,24 @@ pub enum Parsed {
 
 /// Parse the head at the start of `buf` into `head` (cleared first).
 pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
-    let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut hdrs);
-    let n = match req.parse(buf) {
+    // Uninitialised slots: httparse writes only the headers it finds (initialising 128 empty
+    // ones would cost more than parsing a typical request).
+    let mut hdrs = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let n = match req.parse_with_uninit_headers(buf, &mut hdrs) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431),
         Err(httparse::Error::Version) => return Parsed::Error(505),
         Err(_) => return Parsed::Error(400),
     };
-    head.headers.clear();
+    // The head is copied once; the header list refers into the copy.
+    head.headers.load_raw(&buf[..n]);
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
     head.method.clear();
     head.target.clear();
     head.host.clear();
@@ -67,10 +75,10 @@ pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
         let name = h.name.as_bytes();
         let value = h.value;
         // httparse accepts obs-text and tabs in values; a bare CR or LF or NUL never belongs.
-        if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+        if super::has_cr_lf_nul(value) {
             return Parsed::Error(400);
         }
-        head.headers.append(name, value);
+        head.headers.push_range(at(name), at(value));
         if name.eq_ignore_ascii_case(b"content-length") {
             let Some(v) = parse_content_length(value) else { return Parsed::Error(400) };
             if head.content_length.is_some_and(|old| old != v) {
@@ -224,9 +232,10 @@ fn set_host(head: &mut Head, v: &[u8]) -> bool {
             if p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
                 return false;
             }
-            match std::str::from_utf8(p).ok().and_then(|s| s.parse::<u16>().ok()) {
-                Some(p) => Some(p),
-                None => return false,
+            let n = p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+            match u16::try_from(n) {
+                Ok(p) => Some(p),
+                Err(_) => return false,
             }
         }
     };

@@ -85,6 +85,24 @@ pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `raw` (starting with '/') is already normal: no escape, no control character, no
+/// byte the options want checked, and no empty or dot segment (no '/' followed by '/' or '.',
+/// which also keeps "/.htaccess" on the careful path). Most requests are.
+fn is_plain(raw: &[u8], opts: &UrlOpts) -> bool {
+    let mut prev_slash = false;
+    for &c in raw {
+        match c {
+            b'%' | 0..=0x1f | 0x7f => return false,
+            b'\\' if opts.backslash_trans => return false,
+            0x80.. if opts.utf8_reject => return false,
+            b'/' | b'.' if prev_slash => return false,
+            _ => {}
+        }
+        prev_slash = c == b'/';
+    }
+    true
+}
+
 /// Decode and normalise a raw path into `out` (cleared first). Errors are the HTTP status to
 /// answer (400).
 pub fn normalize_path(raw: &[u8], opts: &UrlOpts, out: &mut Vec<u8>) -> Result<(), u16> {
@@ -92,6 +110,16 @@ pub fn normalize_path(raw: &[u8], opts: &UrlOpts, out: &mut Vec<u8>) -> Result<(
     if raw.first() != Some(&b'/') {
         return Err(400);
     }
+    if is_plain(raw, opts) {
+        // Nothing to decode and no segment to drop: the path is its own normal form.
+        out.extend_from_slice(raw);
+        return Ok(());
+    }
+    normalize_slow(raw, opts, out)
+}
+
+/// [`normalize_path`] for a path that needs decoding or has segments to drop.
+fn normalize_slow(raw: &[u8], opts: &UrlOpts, out: &mut Vec<u8>) -> Result<(), u16> {
     // Decode into a scratch buffer, then walk the segments.
     let mut dec = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -170,6 +198,41 @@ mod tests {
         let mut out = Vec::new();
         normalize_path(s.as_bytes(), &UrlOpts::default(), &mut out)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn plain_paths_are_their_own_normal_form() {
+        let cases = [
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/",
+            "/index.html",
+            "/a.b/c.d",
+            "/x/y.z/",
+            "/~user/",
+            "/a\\b",
+            "/ü",
+            "/a-b_c+d;e=f",
+            "/a/b.",
+            "/a..b/",
+            "/a/b./c",
+        ];
+        for opts in
+            [UrlOpts::default(), UrlOpts { utf8_reject: true, backslash_trans: true, ..UrlOpts::default() }]
+        {
+            for c in cases {
+                if !is_plain(c.as_bytes(), &opts) {
+                    continue;
+                }
+                let mut slow = Vec::new();
+                assert_eq!(normalize_slow(c.as_bytes(), &opts, &mut slow), Ok(()), "{c}");
+                assert_eq!(slow, c.as_bytes(), "{c}");
+            }
+        }
+        for c in ["/a//b", "/./a", "/a/..", "/a/.", "/%41", "/a\u{1}", "//"] {
+            assert!(!is_plain(c.as_bytes(), &UrlOpts::default()), "{c}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod logic;
 
 use featherd_mod_api::{Handler, Hooks, Key, Module, ModuleConfig, Request, Value, FILE_KIND_REGULAR};
 use logic::{Conditions, EtagFlags, FileStamp, Method, Plan, Validators};
+use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
@@ -116,16 +117,70 @@ impl Module for StaticFile {
             log::debug!("not serving as static file: PATH_INFO present and static-file.disable-pathinfo set");
             return Handler::GoOn;
         }
-        let path = req.physical_path().to_vec();
-        if path.is_empty() {
-            return Handler::GoOn;
-        }
-        if conf.exclude_extensions.iter().any(|ext| path.ends_with(ext.as_bytes())) {
+        // The path outlives the calls that change the response: a copy, in a buffer this
+        // thread reuses.
+        let mut path = PATH.take();
+        path.clear();
+        path.extend_from_slice(req.physical_path());
+        let h = if path.is_empty() {
+            Handler::GoOn
+        } else if conf.exclude_extensions.iter().any(|ext| path.ends_with(ext.as_bytes())) {
             log::debug!("not serving as static file: extension excluded");
-            return Handler::GoOn;
-        }
-        serve(req, &conf, method, &path)
+            Handler::GoOn
+        } else {
+            serve(req, &conf, method, &path)
+        };
+        PATH.set(path);
+        h
     }
+}
+
+thread_local! {
+    static PATH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static VALIDATORS: RefCell<[Option<CachedValidators>; VALIDATOR_SLOTS]> =
+        const { RefCell::new([None; VALIDATOR_SLOTS]) };
+}
+
+/// Files whose formatted validators each thread keeps.
+const VALIDATOR_SLOTS: usize = 64;
+
+/// A file's ETag and Last-Modified as sent, kept per thread for the files served most
+/// recently: formatting them is most of the work of answering for a cached small file.
+#[derive(Clone, Copy)]
+struct CachedValidators {
+    stamp: FileStamp,
+    flags: EtagFlags,
+    etag: [u8; logic::ETAG_MAX],
+    /// 0: no ETag (no field enabled).
+    etag_len: u8,
+    last_modified: [u8; 29],
+}
+
+fn validators(stamp: &FileStamp, flags: EtagFlags) -> CachedValidators {
+    let slot = (stamp.inode ^ stamp.mtime as u64) as usize % VALIDATOR_SLOTS;
+    let hit = VALIDATORS
+        .with(|v| v.try_borrow().ok().and_then(|v| v[slot]))
+        .filter(|c| c.stamp == *stamp && c.flags == flags);
+    if let Some(c) = hit {
+        return c;
+    }
+    let mut c = CachedValidators {
+        stamp: *stamp,
+        flags,
+        etag: [0; logic::ETAG_MAX],
+        etag_len: 0,
+        last_modified: [b' '; 29],
+    };
+    c.etag_len = logic::write_etag(stamp, flags, &mut c.etag).unwrap_or(0) as u8;
+    let lm = logic::http_date(stamp.mtime);
+    let n = lm.len().min(29);
+    c.last_modified[..n].copy_from_slice(&lm.as_bytes()[..n]);
+    VALIDATORS.with(|v| {
+        if let Ok(mut v) = v.try_borrow_mut() {
+            v[slot] = Some(c);
+        }
+    });
+    c
 }
 
 fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method, path: &[u8]) -> Handler {
@@ -146,37 +201,39 @@ fn serve(req: &mut Request<StaticFile>, conf: &StaticFileConfig, method: Method,
     // An unknown content type makes lighttpd send application/octet-stream and drop the
     // validators, so that a type added to the config later is not hidden by client caches.
     let mut cachable = true;
-    if req.response_header("Content-Type").is_none() {
-        let mime = req.mimetype_for(path).to_vec();
-        if mime.is_empty() {
-            req.set_response_header("Content-Type", "application/octet-stream");
-            cachable = false;
-        } else {
-            req.set_response_header("Content-Type", &mime);
-        }
+    if req.response_header("Content-Type").is_none() && !req.set_content_type_for(path) {
+        req.set_response_header("Content-Type", "application/octet-stream");
+        cachable = false;
     }
 
+    // Validators another module set are taken as they are (copied: the response changes
+    // below); ours come formatted from the thread's cache.
+    let mut theirs_etag = None;
+    let mut theirs_lm = None;
+    let ours = validators(&stamp, conf.etag_flags);
+    let ours_etag = Some(&ours.etag[..usize::from(ours.etag_len)]).filter(|e| !e.is_empty());
+    let ours_lm = &ours.last_modified[..];
     let mut v = Validators { mtime: stamp.mtime, cachable, ..Validators::default() };
     if cachable {
-        v.etag = match req.response_header("ETag") {
-            Some(e) => Some(String::from_utf8_lossy(e).into_owned()),
+        match req.response_header("ETag") {
+            Some(e) => theirs_etag = Some(e.to_vec()),
             None if conf.etags => {
-                let e = logic::build_etag(&stamp, conf.etag_flags);
-                if let Some(e) = &e {
+                if let Some(e) = ours_etag {
                     req.set_response_header("ETag", e);
                 }
-                e
             }
+            None => {}
+        }
+        match req.response_header("Last-Modified") {
+            Some(lm) => theirs_lm = Some(lm.to_vec()),
+            None => req.set_response_header("Last-Modified", ours_lm),
+        }
+        v.etag = match &theirs_etag {
+            Some(e) => Some(e.as_slice()),
+            None if conf.etags => ours_etag,
             None => None,
         };
-        v.last_modified = Some(match req.response_header("Last-Modified") {
-            Some(lm) => String::from_utf8_lossy(lm).into_owned(),
-            None => {
-                let lm = logic::http_date(stamp.mtime);
-                req.set_response_header("Last-Modified", &lm);
-                lm
-            }
-        });
+        v.last_modified = Some(theirs_lm.as_deref().unwrap_or(ours_lm));
     }
 
     let owned = |h: Option<&[u8]>| h.map(<[u8]>::to_vec);

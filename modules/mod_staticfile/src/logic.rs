@@ -37,6 +37,16 @@ pub struct FileStamp {
 /// responses; the nanoseconds of the mtime are included so a file rewritten twice within one
 /// second still gets a new tag.
 pub fn build_etag(st: &FileStamp, flags: EtagFlags) -> Option<String> {
+    let mut buf = [0u8; ETAG_MAX];
+    let n = write_etag(st, flags, &mut buf)?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The longest ETag [`write_etag`] writes: a quoted u32 in decimal.
+pub const ETAG_MAX: usize = 12;
+
+/// [`build_etag`] into `buf`, without allocating; returns its length.
+pub fn write_etag(st: &FileStamp, flags: EtagFlags, buf: &mut [u8; ETAG_MAX]) -> Option<usize> {
     if !flags.any() {
         return None;
     }
@@ -58,7 +68,21 @@ pub fn build_etag(st: &FileStamp, flags: EtagFlags) -> Option<String> {
         feed(st.mtime as u64);
         feed(st.mtime_nsec as u64);
     }
-    Some(format!("\"{h}\""))
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (h % 10) as u8;
+        h /= 10;
+        if h == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    buf[0] = b'"';
+    buf[1..=d.len()].copy_from_slice(d);
+    buf[d.len() + 1] = b'"';
+    Some(d.len() + 2)
 }
 
 /// Does an `If-None-Match` value match our ETag?
@@ -66,11 +90,11 @@ pub fn build_etag(st: &FileStamp, flags: EtagFlags) -> Option<String> {
 /// `*` matches any existing representation. With `weak_ok` (a plain GET/HEAD) the weak
 /// comparison applies: a `W/` prefix on either side is ignored. Without it (the request also
 /// carries a Range, where only strong validators are safe) a weak tag never matches.
-pub fn etag_matches(header: &[u8], etag: Option<&str>, weak_ok: bool) -> bool {
+pub fn etag_matches(header: &[u8], etag: Option<&[u8]>, weak_ok: bool) -> bool {
     let (ours, ours_weak) = match etag {
-        Some(e) => match e.strip_prefix("W/") {
-            Some(rest) => (Some(rest.as_bytes()), true),
-            None => (Some(e.as_bytes()), false),
+        Some(e) => match e.strip_prefix(b"W/") {
+            Some(rest) => (Some(rest), true),
+            None => (Some(e), false),
         },
         None => (None, false),
     };
@@ -126,8 +150,8 @@ pub fn http_date(secs: i64) -> String {
 /// The value matches when it is byte-for-byte our `Last-Modified` (the common case of a
 /// client echoing it back), or when it parses as a date not earlier than the mtime. An
 /// unparseable date means "modified" so that a bad header never hides new content.
-pub fn not_modified_since(ims: &[u8], last_modified: &str, mtime: i64) -> bool {
-    if ims == last_modified.as_bytes() {
+pub fn not_modified_since(ims: &[u8], last_modified: &[u8], mtime: i64) -> bool {
+    if ims == last_modified {
         return true;
     }
     let Some(since) = std::str::from_utf8(ims).ok().and_then(|s| httpdate::parse_http_date(s.trim()).ok())
@@ -144,9 +168,9 @@ pub fn not_modified_since(ims: &[u8], last_modified: &str, mtime: i64) -> bool {
 /// `If-Range`: the range applies only if the validator is exactly ours. A value starting with
 /// a quote is an entity-tag (compared with our ETag), anything else a date (compared, as text,
 /// with our Last-Modified). A weak tag never matches: it does not start with a quote.
-pub fn if_range_matches(if_range: &[u8], etag: Option<&str>, last_modified: Option<&str>) -> bool {
+pub fn if_range_matches(if_range: &[u8], etag: Option<&[u8]>, last_modified: Option<&[u8]>) -> bool {
     let ours = if if_range.first() == Some(&b'"') { etag } else { last_modified };
-    ours.is_some_and(|v| v.as_bytes() == if_range)
+    ours.is_some_and(|v| v == if_range)
 }
 
 /// What a `Range` header asks of a representation of a given length.
@@ -264,10 +288,10 @@ pub struct Conditions<'a> {
 }
 
 /// The validators of the response, when caching is allowed.
-#[derive(Clone, Debug, Default)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Validators<'a> {
+    pub etag: Option<&'a [u8]>,
+    pub last_modified: Option<&'a [u8]>,
     pub mtime: i64,
     /// False when the response may not be cached (no known content type): then no
     /// conditional request is evaluated, as lighttpd does.
@@ -301,10 +325,10 @@ pub fn plan(c: &Conditions, v: &Validators, size: u64) -> Plan {
     if v.cachable {
         if let Some(inm) = c.if_none_match {
             // Weak comparison is fine for a whole-body GET, not when a range is requested.
-            if etag_matches(inm, v.etag.as_deref(), c.range.is_none()) {
+            if etag_matches(inm, v.etag, c.range.is_none()) {
                 return if get_or_head { Plan::NotModified } else { Plan::PreconditionFailed };
             }
-        } else if let (true, Some(ims), Some(lm)) = (get_or_head, c.if_modified_since, &v.last_modified) {
+        } else if let (true, Some(ims), Some(lm)) = (get_or_head, c.if_modified_since, v.last_modified) {
             if not_modified_since(ims, lm, v.mtime) {
                 return Plan::NotModified;
             }
@@ -319,7 +343,7 @@ pub fn plan(c: &Conditions, v: &Validators, size: u64) -> Plan {
         return full;
     };
     if let Some(ir) = c.if_range {
-        if !if_range_matches(ir, v.etag.as_deref(), v.last_modified.as_deref()) {
+        if !if_range_matches(ir, v.etag, v.last_modified) {
             return full;
         }
     }
@@ -398,7 +422,7 @@ mod tests {
         ];
         for (h, ours, weak_ok, want) in cases {
             assert_eq!(
-                etag_matches(h.as_bytes(), *ours, *weak_ok),
+                etag_matches(h.as_bytes(), ours.map(str::as_bytes), *weak_ok),
                 *want,
                 "{h:?} vs {ours:?} weak_ok={weak_ok}"
             );
@@ -429,7 +453,7 @@ mod tests {
             (lm, mtime + 10, true), // exact echo of our Last-Modified wins
         ];
         for (ims, mt, want) in cases {
-            assert_eq!(not_modified_since(ims.as_bytes(), lm, *mt), *want, "{ims:?} mtime={mt}");
+            assert_eq!(not_modified_since(ims.as_bytes(), lm.as_bytes(), *mt), *want, "{ims:?} mtime={mt}");
         }
     }
 
@@ -447,7 +471,11 @@ mod tests {
             ("Sun, 06 Nov 1994 08:49:37 GMT", et, None, false),
         ];
         for (ir, e, l, want) in cases {
-            assert_eq!(if_range_matches(ir.as_bytes(), *e, *l), *want, "{ir:?}");
+            assert_eq!(
+                if_range_matches(ir.as_bytes(), e.map(str::as_bytes), l.map(str::as_bytes)),
+                *want,
+                "{ir:?}"
+            );
         }
     }
 
@@ -505,8 +533,8 @@ mod tests {
         let etag = "\"99\"".to_string();
         let lm = http_date(1_000_000);
         let v = Validators {
-            etag: Some(etag.clone()),
-            last_modified: Some(lm.clone()),
+            etag: Some(etag.as_bytes()),
+            last_modified: Some(lm.as_bytes()),
             mtime: 1_000_000,
             cachable: true,
         };

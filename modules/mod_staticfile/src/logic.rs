@@ -538,7 +538,7 @@ mod tests {
             mtime: 1_000_000,
             cachable: true,
         };
-        let uncachable = Validators { cachable: false, ..v.clone() };
+        let uncachable = Validators { cachable: false, ..v };
         let base = Conditions {
             method: Method::Get,
             http10: false,

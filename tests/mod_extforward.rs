@@ -513,3 +513,60 @@ fn bad_configuration_is_refused_with_its_line() {
     assert_eq!(remote_addr(&s, "127.0.0.1", "X-Forwarded-For: 192.0.2.1\r\n"), "127.0.0.1");
     s.wait_log("treated as untrusted");
 }
+
+/// tests/fixtures/proxy/backend.py (it echoes the request's headers), killed on drop.
+struct Backend(std::process::Child, u16);
+
+impl Backend {
+    fn start() -> Backend {
+        use std::io::BufRead;
+        let port = free_port();
+        let mut child = std::process::Command::new("python3")
+            .arg(workspace_root().join("tests/fixtures/proxy/backend.py"))
+            .arg(port.to_string())
+            .arg("b1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python3 backend");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("backend stdout");
+        std::io::BufReader::new(out).read_line(&mut line).expect("backend ready line");
+        assert!(line.starts_with("ready"), "backend did not start: {line:?}");
+        Backend(child, port)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn proxied_backends_get_the_client_and_the_hop() {
+    let b = Backend::start();
+    let conf = format!(
+        "{BASE}\nserver.modules = ( \"mod_extforward\", \"mod_proxy\" )\n{TRUST_LOCAL}\n\
+         proxy.server = ( \"\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => {} ) ) )\n\
+         proxy.forwarded = ( \"for\" => 1, \"proto\" => 1 )\n",
+        b.1
+    );
+    let s = Server::start(&conf);
+    let echoed = |r: &Response, name: &str| -> Option<String> {
+        r.text().lines().find_map(|l| {
+            let (n, v) = l.strip_prefix("header: ")?.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then(|| v.to_string())
+        })
+    };
+    let r = get_from("127.0.0.1", s.port, "/x", "X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: https\r\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // As lighttpd: the chain keeps the client and gets the hop this server saw.
+    assert_eq!(echoed(&r, "X-Forwarded-For").as_deref(), Some("192.0.2.9, 127.0.0.1"), "{}", r.text());
+    assert_eq!(echoed(&r, "Forwarded").as_deref(), Some("for=192.0.2.9, for=127.0.0.1;proto=https"));
+    assert_eq!(echoed(&r, "X-Forwarded-Proto").as_deref(), Some("https"));
+    // Without a trusted proxy in front: the client is the hop.
+    let r = get_from("127.0.0.2", s.port, "/x", "X-Forwarded-For: 192.0.2.9\r\n");
+    assert_eq!(echoed(&r, "X-Forwarded-For").as_deref(), Some("192.0.2.9, 127.0.0.2"));
+    assert_eq!(echoed(&r, "Forwarded").as_deref(), Some("for=127.0.0.2;proto=http"));
+}

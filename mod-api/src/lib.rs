@@ -888,6 +888,22 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end_of!(request_set_host)) && unsafe { (host().request_set_host)(self.raw, s(value)) } == 0
     }
 
+    /// The address of the peer the connection is from: the request's own
+    /// ([`Request::remote_addr`]) unless a module set that from a proxy's headers (then this
+    /// is the proxy). Equal to `remote_addr` on a server older than ABI 1.6.
+    pub fn connection_remote_addr(&self) -> &[u8] {
+        if host_has(end_of!(request_connection)) {
+            // SAFETY: the field exists (checked above); live request.
+            let raw = unsafe { (host().request_connection)(self.raw) };
+            if !raw.is_null() {
+                // SAFETY: a live connection; the view lives as long as its peer, which the
+                // request holds no handle to change while `&self` is borrowed.
+                return unsafe { (host().connection_remote_addr)(raw).as_bytes() };
+            }
+        }
+        self.remote_addr()
+    }
+
     /// This module's state for the connection the request is on (created on first use, as
     /// [`Connection::state`]). None on a server older than ABI 1.6.
     pub fn connection_state(&mut self) -> Option<&mut M::ConnectionState> {

@@ -473,6 +473,7 @@ typedef struct fd_module_descriptor {
   //   nothing is closed by `server.max-read-idle`;
   // * anything else: the preface is refused, and the connection is closed without a
   //   response.
+  //
   // While it runs, the module may change the connection's remote address and scheme
   // (`connection_set_remote_addr`, `connection_set_scheme`).
   fd_preface_hook connection_preface;

@@ -29,7 +29,7 @@ pub fn xff_tokens(v: &[u8]) -> Vec<&[u8]> {
 
 /// The client's address in an X-Forwarded-For value: the rightmost token that is not a
 /// trusted proxy. None when every hop is trusted (or there is none): nothing changes then.
-pub fn xff_client<'a>(v: &'a [u8], trusted: impl Fn(&[u8]) -> bool) -> Option<&'a [u8]> {
+pub fn xff_client(v: &[u8], trusted: impl Fn(&[u8]) -> bool) -> Option<&[u8]> {
     xff_tokens(v).into_iter().rev().find(|t| !trusted(t))
 }
 
@@ -199,7 +199,7 @@ pub fn forwarded_client<'a>(
         Some(h) => Some(h),
         None => groups[gi + 1..].iter().flatten().find(|p| is(p, b"host")).map(|p| p.value),
     };
-    let user = groups[gi + 1..].iter().flatten().filter(|p| is(p, b"remote_user")).last().map(|p| p.value);
+    let user = groups[gi + 1..].iter().flatten().rev().find(|p| is(p, b"remote_user")).map(|p| p.value);
     let user = user.or_else(|| last(b"remote_user"));
     Ok(Some(Forwarded {
         addr,

@@ -163,9 +163,18 @@ $SERVER["socket"] == "[::1]:@PORT@" { }"#,
     assert_eq!(var(&r, "REMOTE_ADDR").as_deref(), Some("192.0.2.66"), "{}", r.text());
 
     // "all": any peer is a trusted proxy, but the chain's hops are checked one by one.
-    let all = start(r#"extforward.forwarder = ( "all" => "trust", "10.0.0.1" => "trust" )"#);
+    // A request restarted by a rewrite (mod_rewrite comes after mod_extforward in uri_raw, so
+    // mod_extforward runs again, with the client as the peer) keeps the same answer.
+    let all = start(
+        r#"extforward.forwarder = ( "all" => "trust", "10.0.0.1" => "trust" )
+server.modules += ( "mod_rewrite" )
+url.rewrite-once = ( "^/old$" => "/env.py" )"#,
+    );
     assert_eq!(remote_addr(&all, "127.0.0.2", "X-Forwarded-For: 192.0.2.1, 10.0.0.1\r\n"), "192.0.2.1");
     assert_eq!(remote_addr(&all, "127.0.0.2", "X-Forwarded-For: 192.0.2.1, 10.0.0.2\r\n"), "10.0.0.2");
+    let r = get_from("127.0.0.2", all.port, "/old", "X-Forwarded-For: 192.0.2.1, 10.0.0.1\r\n");
+    assert_eq!(var(&r, "REMOTE_ADDR").as_deref(), Some("192.0.2.1"), "{}", r.head);
+    assert_eq!(var(&r, "REQUEST_URI").as_deref(), Some("/old"));
 }
 
 #[test]

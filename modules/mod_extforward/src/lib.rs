@@ -5,7 +5,7 @@
 //! headers to read), `extforward.params` (what else of `Forwarded` to use) and
 //! `extforward.hap-PROXY` (read a HAProxy PROXY protocol header at the start of a connection).
 //! Data out:
-//! * at `uri_raw`, once per request: when the connecting peer is a trusted proxy, the client's
+//! * at `uri_raw`: when the connecting peer is a trusted proxy, the client's
 //!   address from the first configured header present ([`headers`]: the rightmost address
 //!   that is not a trusted proxy) becomes the request's remote address, and
 //!   `X-Forwarded-Proto` or `proto=` its scheme (host core services of ABI 1.6: conditions
@@ -126,10 +126,6 @@ pub struct ConnState {
     env: Vec<(&'static str, Vec<u8>)>,
 }
 
-/// Per request: the headers were looked at already (a restarted request keeps its address).
-#[derive(Debug, Default)]
-pub struct Seen(bool);
-
 #[derive(Default)]
 pub struct Extforward {
     /// Some block enables hap-PROXY: connections must be looked at.
@@ -243,7 +239,10 @@ impl Module for Extforward {
         "the client's address and scheme as trusted proxies report them (X-Forwarded-For, Forwarded, PROXY protocol)";
     const HOOKS: Hooks = Hooks::URI_RAW.union(Hooks::CONNECTION_ACCEPT).union(Hooks::CONNECTION_PREFACE);
     type Config = ExtforwardConfig;
-    type RequestState = Seen;
+    // No per-request state (no allocation per request): a request restarted by a rewrite runs
+    // `uri_raw` again, and gets the same answer (its address is then the client's, which is
+    // either untrusted, so nothing changes, or trusted, so the same walk is made again).
+    type RequestState = ();
     type ConnectionState = ConnState;
 
     fn init() -> Self {
@@ -257,9 +256,6 @@ impl Module for Extforward {
     }
 
     fn uri_raw(&self, req: &mut Request<Self>) -> Handler {
-        if std::mem::replace(&mut req.state().0, true) {
-            return Handler::GoOn;
-        }
         let cfg = req.config();
         let Some(fw) = cfg.forwarder.clone() else { return Handler::GoOn };
         if self.any_hap_proxy {

@@ -47,6 +47,46 @@ pub struct Peer {
     pub scheme: &'static str,
 }
 
+impl Peer {
+    pub fn set_remote(&mut self, ip: IpAddr, port: u16) {
+        let ip = ip.to_canonical();
+        self.remote_addr = ip.to_string();
+        self.remote_ip = Some(ip);
+        self.remote_port = port;
+    }
+}
+
+/// The matched blocks that set one of `owner`'s keys for a connection outside any request:
+/// conditions on the connection (socket, remote address, scheme) evaluated, the others
+/// compared with an empty value.
+pub fn connection_config_blocks(loaded: &Loaded, peer: &Peer, owner: usize) -> Vec<u32> {
+    let blocks = loaded.owner_blocks.get(owner).map(|v| v.as_slice()).unwrap_or(&[]);
+    if blocks.is_empty() {
+        return Vec::new();
+    }
+    let eval = Evaluation::evaluate(&loaded.cfg, &ConnFacts { peer });
+    blocks.iter().copied().filter(|&b| eval.matched(b as usize)).collect()
+}
+
+struct ConnFacts<'a> {
+    peer: &'a Peer,
+}
+
+impl RequestFacts for ConnFacts<'_> {
+    fn field(&self, field: &CondField) -> Option<&str> {
+        match field {
+            CondField::RemoteIp => Some(&self.peer.remote_addr),
+            CondField::Scheme => Some(self.peer.scheme),
+            CondField::ServerSocket => Some(&self.peer.server_socket),
+            _ => None,
+        }
+    }
+
+    fn remote_ip(&self) -> Option<IpAddr> {
+        self.peer.remote_ip
+    }
+}
+
 pub struct Request {
     pub loaded: Arc<Loaded>,
     pub id: u64,
@@ -55,8 +95,11 @@ pub struct Request {
     pub target_orig: Vec<u8>,
     pub path: Vec<u8>,
     pub query: Option<Vec<u8>>,
-    /// Shared with the connection (one allocation per connection, not per request).
+    /// Shared with the connection (one allocation per connection, not per request); a module
+    /// that changes the remote address or scheme of this request only gets it a copy.
     pub peer: Arc<Peer>,
+    /// The connection the request is on (set when it is attached to one; null in the pool).
+    pub conn: *mut crate::worker::ConnInfo,
     pub docroot: Vec<u8>,
     pub physical: Vec<u8>,
     pub path_info: Vec<u8>,
@@ -114,6 +157,7 @@ impl Request {
             path: Vec::new(),
             query: None,
             peer: Arc::default(),
+            conn: std::ptr::null_mut(),
             docroot: Vec::new(),
             physical: Vec::new(),
             path_info: Vec::new(),
@@ -148,6 +192,7 @@ impl Request {
 
     /// Forget the previous request (keeping buffers).
     pub fn reset(&mut self) {
+        self.conn = std::ptr::null_mut();
         self.target_orig.clear();
         self.path.clear();
         self.query = None;
@@ -230,6 +275,61 @@ impl Request {
             }
         }
         self.core_owned = Some(Box::new(c));
+    }
+
+    /// A module changed what the client is (a trusted proxy's report): this request's remote
+    /// address and port. Conditions are evaluated again when some condition tests the address.
+    pub fn set_remote(&mut self, ip: IpAddr, port: u16) {
+        let ip = ip.to_canonical();
+        if self.peer.remote_ip == Some(ip) && self.peer.remote_port == port {
+            return;
+        }
+        let mut p = Peer::clone(&self.peer);
+        p.set_remote(ip, port);
+        self.peer = Arc::new(p);
+        if self.loaded.cond_use.remote_ip {
+            self.reevaluate();
+        }
+    }
+
+    /// As [`Request::set_remote`], for the scheme ("http" or "https").
+    pub fn set_scheme(&mut self, scheme: &'static str) {
+        if self.peer.scheme == scheme {
+            return;
+        }
+        let mut p = Peer::clone(&self.peer);
+        p.scheme = scheme;
+        self.peer = Arc::new(p);
+        if self.loaded.cond_use.scheme {
+            self.reevaluate();
+        }
+    }
+
+    /// As [`Request::set_remote`], for the host: `host[:port]`, checked as a Host header is.
+    /// False (and nothing changed) when it is not a valid host.
+    pub fn set_host(&mut self, value: &[u8]) -> bool {
+        let mut head = Head::default();
+        if value.is_empty() || !crate::http::parse::set_host(&mut head, value) {
+            return false;
+        }
+        if head.host == self.head.host && head.host_port == self.head.host_port {
+            return true;
+        }
+        self.head.host = head.host;
+        self.head.host_port = head.host_port;
+        self.head.headers.set(b"Host", &value.to_ascii_lowercase());
+        if self.loaded.cond_use.host {
+            self.reevaluate();
+        }
+        true
+    }
+
+    /// Evaluate again after a module changed a fact that conditions test (only once the
+    /// request has been evaluated: before, the first evaluation will see it).
+    fn reevaluate(&mut self) {
+        if self.eval.is_some() {
+            self.evaluate();
+        }
     }
 
     /// The matched blocks that set one of `owner`'s keys (0 = core, i+1 = module i).

@@ -119,6 +119,11 @@ impl Stream {
 pub struct ConnInfo {
     pub peer: Arc<Peer>,
     pub slots: Vec<*mut c_void>,
+    /// The worker's configuration (for `connection_config_blocks`). The worker keeps its
+    /// `Arc<Loaded>` for longer than any of its connections lives.
+    pub loaded: *const Loaded,
+    /// The module that claimed the connection's preface and has not finished reading it.
+    pub preface: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -896,7 +901,12 @@ impl Worker {
             return;
         }
         self.control.connections.fetch_add(1, Ordering::Relaxed);
-        let mut info = Box::new(ConnInfo { peer: Arc::new(peer), slots: Vec::new() });
+        let mut info = Box::new(ConnInfo {
+            peer: Arc::new(peer),
+            slots: Vec::new(),
+            loaded: Arc::as_ptr(&self.loaded),
+            preface: None,
+        });
         let mut ok = true;
         for (i, hook) in &self.loaded.chains.connection_accept {
             let data = self.loaded.modules[*i].data.0;
@@ -991,6 +1001,44 @@ impl Worker {
         }
     }
 
+    /// Hand the bytes read so far to the module that claimed the connection's preface.
+    /// Some(true): the preface is over (the rest of the buffer, if any, is HTTP); Some(false):
+    /// it needs more bytes (read on); None: the connection was closed.
+    fn preface(&mut self, idx: usize) -> Option<bool> {
+        let c = &mut self.conns[idx];
+        let m = c.info.preface?;
+        let loaded = self.loaded.clone();
+        let module = &loaded.modules[m];
+        let Some(hook) = module.desc.connection_preface else {
+            c.info.preface = None;
+            return Some(true);
+        };
+        let mut consumed = 0usize;
+        let con = &mut *c.info as *mut ConnInfo as *mut fd_connection;
+        // SAFETY: the claiming module's hook with its data, a live ConnInfo and a view of the
+        // connection's read buffer, which nothing else touches during the call.
+        let r = unsafe { hook(module.data.0, con, c.rbuf.as_ptr(), c.rbuf.len(), &mut consumed) };
+        match r {
+            HANDLER_GO_ON | HANDLER_FINISHED if consumed <= c.rbuf.len() => {
+                c.rbuf.drain(..consumed);
+                c.info.preface = None;
+                Some(true)
+            }
+            HANDLER_WAIT_FOR_EVENT if c.rbuf.len() < self.loaded.server.max_request_field_size => Some(false),
+            _ => {
+                if r == HANDLER_WAIT_FOR_EVENT {
+                    log::warn!(
+                        "{}: connection preface from {} longer than server.max-request-field-size: closed",
+                        module.name,
+                        c.info.peer.remote_addr
+                    );
+                }
+                self.close(idx);
+                None
+            }
+        }
+    }
+
     /// Read what the socket has into the connection buffer. Returns false when the peer
     /// closed or failed (the caller decides what that means in its state).
     fn fill(&mut self, idx: usize, limit: usize) -> io::Result<bool> {
@@ -1040,36 +1088,45 @@ impl Worker {
             match c.state {
                 State::ReadHead => {
                     if !c.rbuf.is_empty() {
-                        let mut req = match c.req.take() {
-                            Some(r) => r,
-                            None => self.take_request(),
-                        };
-                        let c = &mut self.conns[idx];
-                        match parse_head(&c.rbuf, &mut req.head) {
-                            Parsed::Complete(n) if n > self.loaded.server.max_request_field_size => {
-                                c.rbuf.clear();
-                                self.fail(idx, req, 431);
-                                continue;
+                        if c.info.preface.is_some() {
+                            match self.preface(idx) {
+                                Some(true) => continue,
+                                Some(false) => {}
+                                None => return,
                             }
-                            Parsed::Complete(n) => {
-                                c.rbuf.drain(..n);
-                                req.bytes_in = n as u64;
-                                self.start_request(idx, req);
-                                continue;
-                            }
-                            Parsed::Error(status) => {
-                                c.rbuf.clear();
-                                self.fail(idx, req, status);
-                                continue;
-                            }
-                            Parsed::Partial => {
-                                let limit = self.loaded.server.max_request_field_size;
-                                if c.rbuf.len() >= limit {
+                        } else {
+                            let mut req = match c.req.take() {
+                                Some(r) => r,
+                                None => self.take_request(),
+                            };
+                            let c = &mut self.conns[idx];
+                            req.conn = &mut *c.info;
+                            match parse_head(&c.rbuf, &mut req.head) {
+                                Parsed::Complete(n) if n > self.loaded.server.max_request_field_size => {
                                     c.rbuf.clear();
                                     self.fail(idx, req, 431);
                                     continue;
                                 }
-                                c.req = Some(req);
+                                Parsed::Complete(n) => {
+                                    c.rbuf.drain(..n);
+                                    req.bytes_in = n as u64;
+                                    self.start_request(idx, req);
+                                    continue;
+                                }
+                                Parsed::Error(status) => {
+                                    c.rbuf.clear();
+                                    self.fail(idx, req, status);
+                                    continue;
+                                }
+                                Parsed::Partial => {
+                                    let limit = self.loaded.server.max_request_field_size;
+                                    if c.rbuf.len() >= limit {
+                                        c.rbuf.clear();
+                                        self.fail(idx, req, 431);
+                                        continue;
+                                    }
+                                    c.req = Some(req);
+                                }
                             }
                         }
                     }

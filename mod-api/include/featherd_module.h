@@ -57,11 +57,19 @@ typedef fd_result_t (*fd_server_hook)(void *module_data);
 // `waitpid`: a child process exited. Return FINISHED if the pid was the module's.
 typedef fd_result_t (*fd_waitpid_hook)(void *module_data, int32_t pid, int32_t status);
 
+// `connection_preface` (ABI 1.6): the `len` bytes at `data` are what the connection sent so
+// far, before any HTTP; the module writes how many of them it took to `consumed`.
+typedef fd_result_t (*fd_preface_hook)(void *module_data,
+                                       fd_connection *con,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       size_t *consumed);
+
 // Incompatible-change counter. A module with a different major is refused at start.
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 5
+#define FEATHERD_ABI_MINOR 6
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -364,6 +372,48 @@ typedef struct fd_host_api {
   // response header says, for modules that name the server in a page they generate
   // (mod_dirlisting's footer).
   struct fd_str (*request_server_tag)(fd_request *req);
+  // Set the request's remote address (an IPv4 or IPv6 address in text, e.g. from
+  // X-Forwarded-For; IPv4-mapped IPv6 becomes IPv4) and port (0 when unknown): from now on,
+  // for this request only, `request_remote_addr`/`request_remote_port`, `$HTTP["remoteip"]`,
+  // the access log and backends' `REMOTE_ADDR`/`REMOTE_PORT` say so. When that changes the
+  // result of a condition, the conditions are evaluated again at once, so the settings of
+  // every module from the next call on are those of the new address. The next request of
+  // the connection starts from the connection's address again. Returns 0, or -1 for text
+  // that is not an IP address.
+  int32_t (*request_set_remote_addr)(fd_request *req, struct fd_str addr, uint32_t port);
+  // Set the request's scheme, "http" or "https" (any case), as a TLS-terminating proxy
+  // reports it: `request_scheme`, `$HTTP["scheme"]`, backends' `HTTPS` and
+  // `REQUEST_SCHEME`, redirects the server builds. Conditions are evaluated again when that
+  // matters. Returns 0, or -1 for another scheme.
+  int32_t (*request_set_scheme)(fd_request *req, struct fd_str scheme);
+  // Set the request's host (`host[:port]`, as a Host header holds it; lower-cased, the
+  // port split off as the parser does) and its Host header: `request_host`,
+  // `$HTTP["host"]`, backends' `HTTP_HOST` and `SERVER_NAME`. Conditions are evaluated
+  // again when that matters. Returns 0, or -1 for a value that is not a valid host.
+  int32_t (*request_set_host)(fd_request *req, struct fd_str host);
+  // The connection the request came on (for `connection_slot_get`: a module's connection
+  // state from a request hook). Valid as long as the request.
+  fd_connection *(*request_connection)(fd_request *req);
+  // Like `request_config_blocks`, for a connection outside any request (connection
+  // hooks): the matched blocks setting one of the module's keys, with conditions on the
+  // connection (`$SERVER["socket"]`, `$HTTP["remoteip"]`, `$HTTP["scheme"]`) evaluated
+  // and every condition on request data (host, URL, headers...) compared with an empty
+  // value. Writes up to `cap` block numbers, returns the total count.
+  size_t (*connection_config_blocks)(fd_connection *con,
+                                     uint32_t module_id,
+                                     uint32_t *out,
+                                     size_t cap);
+  // Claim the connection's preface: the module's `connection_preface` hook sees the first
+  // bytes before the HTTP parser. Call from `connection_accept`. Returns 0, or -1 when
+  // another module claimed it or the module has no `connection_preface` hook.
+  int32_t (*connection_claim_preface)(fd_connection *con, uint32_t module_id);
+  // Set the connection's remote address and port (as `request_set_remote_addr`, for every
+  // request of the connection from the next one on: a PROXY protocol header). Returns 0,
+  // or -1 for text that is not an IP address.
+  int32_t (*connection_set_remote_addr)(fd_connection *con, struct fd_str addr, uint32_t port);
+  // Set the connection's scheme, "http" or "https", for its requests from the next one on.
+  // Returns 0, or -1 for another scheme.
+  int32_t (*connection_set_scheme)(fd_connection *con, struct fd_str scheme);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.
@@ -411,6 +461,22 @@ typedef struct fd_module_descriptor {
   fd_waitpid_hook waitpid;
   // A one-line description of the module (see `module_description`).
   struct fd_str description;
+  // A connection preface: bytes a peer sends before HTTP (the HAProxy PROXY protocol
+  // header). Called only for a connection whose preface the module claimed in its
+  // `connection_accept` hook (`connection_claim_preface`), with the bytes read so far, before
+  // the HTTP parser sees any of them. Return:
+  // * GO_ON (or FINISHED) with `*consumed` = n: the preface is the first n bytes (at most
+  //   `len`, 0 allowed); they are dropped and the rest is parsed as HTTP. The preface is
+  //   over: the hook is not called again on this connection;
+  // * WAIT_FOR_EVENT: more bytes are needed; called again when they arrive. A peer that
+  //   closes, or fills `server.max-request-field-size` first, is closed; one that sends
+  //   nothing is closed by `server.max-read-idle`;
+  // * anything else: the preface is refused, and the connection is closed without a
+  //   response.
+  //
+  // While it runs, the module may change the connection's remote address and scheme
+  // (`connection_set_remote_addr`, `connection_set_scheme`).
+  fd_preface_hook connection_preface;
 } fd_module_descriptor;
 
 // The signature of the exported symbol.

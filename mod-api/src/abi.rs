@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 5;
+pub const ABI_MINOR: u32 = 6;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -201,6 +201,15 @@ pub type fd_server_hook = unsafe extern "C" fn(module_data: *mut c_void) -> fd_r
 /// `waitpid`: a child process exited. Return FINISHED if the pid was the module's.
 pub type fd_waitpid_hook =
     unsafe extern "C" fn(module_data: *mut c_void, pid: i32, status: i32) -> fd_result_t;
+/// `connection_preface` (ABI 1.6): the `len` bytes at `data` are what the connection sent so
+/// far, before any HTTP; the module writes how many of them it took to `consumed`.
+pub type fd_preface_hook = unsafe extern "C" fn(
+    module_data: *mut c_void,
+    con: *mut fd_connection,
+    data: *const u8,
+    len: usize,
+    consumed: *mut usize,
+) -> fd_result_t;
 
 /// What a module's `featherd_module_v1` returns. Static, never freed.
 #[repr(C)]
@@ -258,6 +267,24 @@ pub struct ModuleDescriptor {
     // ---- ABI 1.1 ----
     /// A one-line description of the module (see `module_description`).
     pub description: Str,
+
+    // ---- ABI 1.6 ----
+    /// A connection preface: bytes a peer sends before HTTP (the HAProxy PROXY protocol
+    /// header). Called only for a connection whose preface the module claimed in its
+    /// `connection_accept` hook (`connection_claim_preface`), with the bytes read so far, before
+    /// the HTTP parser sees any of them. Return:
+    /// * GO_ON (or FINISHED) with `*consumed` = n: the preface is the first n bytes (at most
+    ///   `len`, 0 allowed); they are dropped and the rest is parsed as HTTP. The preface is
+    ///   over: the hook is not called again on this connection;
+    /// * WAIT_FOR_EVENT: more bytes are needed; called again when they arrive. A peer that
+    ///   closes, or fills `server.max-request-field-size` first, is closed; one that sends
+    ///   nothing is closed by `server.max-read-idle`;
+    /// * anything else: the preface is refused, and the connection is closed without a
+    ///   response.
+    ///
+    /// While it runs, the module may change the connection's remote address and scheme
+    /// (`connection_set_remote_addr`, `connection_set_scheme`).
+    pub connection_preface: Option<fd_preface_hook>,
 }
 
 // SAFETY: the descriptor is immutable static data; its raw pointers point to static data.
@@ -536,6 +563,49 @@ pub struct HostApi {
     /// response header says, for modules that name the server in a page they generate
     /// (mod_dirlisting's footer).
     pub request_server_tag: unsafe extern "C" fn(req: *mut fd_request) -> Str,
+
+    // ---- ABI 1.6 ----
+    /// Set the request's remote address (an IPv4 or IPv6 address in text, e.g. from
+    /// X-Forwarded-For; IPv4-mapped IPv6 becomes IPv4) and port (0 when unknown): from now on,
+    /// for this request only, `request_remote_addr`/`request_remote_port`, `$HTTP["remoteip"]`,
+    /// the access log and backends' `REMOTE_ADDR`/`REMOTE_PORT` say so. When that changes the
+    /// result of a condition, the conditions are evaluated again at once, so the settings of
+    /// every module from the next call on are those of the new address. The next request of
+    /// the connection starts from the connection's address again. Returns 0, or -1 for text
+    /// that is not an IP address.
+    pub request_set_remote_addr: unsafe extern "C" fn(req: *mut fd_request, addr: Str, port: u32) -> i32,
+    /// Set the request's scheme, "http" or "https" (any case), as a TLS-terminating proxy
+    /// reports it: `request_scheme`, `$HTTP["scheme"]`, backends' `HTTPS` and
+    /// `REQUEST_SCHEME`, redirects the server builds. Conditions are evaluated again when that
+    /// matters. Returns 0, or -1 for another scheme.
+    pub request_set_scheme: unsafe extern "C" fn(req: *mut fd_request, scheme: Str) -> i32,
+    /// Set the request's host (`host[:port]`, as a Host header holds it; lower-cased, the
+    /// port split off as the parser does) and its Host header: `request_host`,
+    /// `$HTTP["host"]`, backends' `HTTP_HOST` and `SERVER_NAME`. Conditions are evaluated
+    /// again when that matters. Returns 0, or -1 for a value that is not a valid host.
+    pub request_set_host: unsafe extern "C" fn(req: *mut fd_request, host: Str) -> i32,
+    /// The connection the request came on (for `connection_slot_get`: a module's connection
+    /// state from a request hook). Valid as long as the request.
+    pub request_connection: unsafe extern "C" fn(req: *mut fd_request) -> *mut fd_connection,
+    /// Like `request_config_blocks`, for a connection outside any request (connection
+    /// hooks): the matched blocks setting one of the module's keys, with conditions on the
+    /// connection (`$SERVER["socket"]`, `$HTTP["remoteip"]`, `$HTTP["scheme"]`) evaluated
+    /// and every condition on request data (host, URL, headers...) compared with an empty
+    /// value. Writes up to `cap` block numbers, returns the total count.
+    pub connection_config_blocks:
+        unsafe extern "C" fn(con: *mut fd_connection, module_id: u32, out: *mut u32, cap: usize) -> usize,
+    /// Claim the connection's preface: the module's `connection_preface` hook sees the first
+    /// bytes before the HTTP parser. Call from `connection_accept`. Returns 0, or -1 when
+    /// another module claimed it or the module has no `connection_preface` hook.
+    pub connection_claim_preface: unsafe extern "C" fn(con: *mut fd_connection, module_id: u32) -> i32,
+    /// Set the connection's remote address and port (as `request_set_remote_addr`, for every
+    /// request of the connection from the next one on: a PROXY protocol header). Returns 0,
+    /// or -1 for text that is not an IP address.
+    pub connection_set_remote_addr:
+        unsafe extern "C" fn(con: *mut fd_connection, addr: Str, port: u32) -> i32,
+    /// Set the connection's scheme, "http" or "https", for its requests from the next one on.
+    /// Returns 0, or -1 for another scheme.
+    pub connection_set_scheme: unsafe extern "C" fn(con: *mut fd_connection, scheme: Str) -> i32,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

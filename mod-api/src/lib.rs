@@ -101,6 +101,17 @@ impl Handler {
     }
 }
 
+/// What [`Module::connection_preface`] made of the bytes a connection sent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preface {
+    /// The preface is the first `n` bytes; the rest is HTTP.
+    Done(usize),
+    /// Not complete yet: call again when more bytes have arrived.
+    NeedMore,
+    /// Not a valid preface: close the connection without a response.
+    Reject,
+}
+
 /// The hooks a module implements; only those are put in their chains (an unused hook costs
 /// nothing). Combine with `|`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +135,9 @@ impl Hooks {
     pub const SIGHUP: Hooks = Hooks(1 << 13);
     pub const WAITPID: Hooks = Hooks(1 << 14);
     pub const WORKER_INIT: Hooks = Hooks(1 << 15);
+    /// [`Module::connection_preface`] (ABI 1.6), for connections whose preface the module
+    /// claimed with [`Connection::claim_preface`].
+    pub const CONNECTION_PREFACE: Hooks = Hooks(1 << 16);
 
     pub const fn union(self, other: Hooks) -> Hooks {
         Hooks(self.0 | other.0)
@@ -201,6 +215,14 @@ pub trait Module: Sized + Send + Sync + 'static {
     fn connection_shut_wr(&self, con: &mut Connection<Self>) -> Handler {
         Handler::GoOn
     }
+    /// The bytes the connection sent so far, before any HTTP: only for a connection whose
+    /// preface this module claimed in [`Module::connection_accept`] with
+    /// [`Connection::claim_preface`] (list [`Hooks::CONNECTION_PREFACE`]). `data` starts at
+    /// the connection's first byte and grows from call to call while you answer
+    /// [`Preface::NeedMore`]. A panic rejects the preface.
+    fn connection_preface(&self, con: &mut Connection<Self>, data: &[u8]) -> Preface {
+        Preface::Done(0)
+    }
     fn connection_close(&self, con: &mut Connection<Self>) {}
     fn trigger(&self) {}
     fn sighup(&self) {}
@@ -233,6 +255,13 @@ fn module_id() -> u32 {
 /// Whether the host table has the field ending at `end` (for fields appended after 1.0).
 fn host_has(end: usize) -> bool {
     host().struct_size as usize >= end
+}
+
+/// Where a (function pointer) field of [`HostApi`] ends, for [`host_has`].
+macro_rules! end_of {
+    ($field:ident) => {
+        core::mem::offset_of!(HostApi, $field) + core::mem::size_of::<usize>()
+    };
 }
 
 /// The description a loaded module declared (None on a server older than ABI 1.1).
@@ -831,6 +860,68 @@ impl<'a, M: Module> Request<'a, M> {
         host_has(end).then(|| unsafe { (host().request_server_tag)(self.raw).as_bytes() })
     }
 
+    /// Set this request's remote address (IPv4 or IPv6 text) and port (0 when unknown), as a
+    /// trusted proxy reports the client: every later hook, the access log, backends and
+    /// `$HTTP["remoteip"]` see it (conditions are evaluated again, so the settings of every
+    /// module from the next call on are those of the new address). The next request of the
+    /// connection starts from the connection's address. False for text that is not an
+    /// address, or on a server older than ABI 1.6.
+    pub fn set_remote_addr(&mut self, addr: &[u8], port: u16) -> bool {
+        // SAFETY: the field exists (checked first); live request; borrowed input.
+        host_has(end_of!(request_set_remote_addr))
+            && unsafe { (host().request_set_remote_addr)(self.raw, s(addr), u32::from(port)) } == 0
+    }
+
+    /// Set this request's scheme ("http" or "https", any case), as a TLS-terminating proxy
+    /// reports it (`HTTPS=on` for backends, `$HTTP["scheme"]`). False for another scheme, or
+    /// on a server older than ABI 1.6.
+    pub fn set_scheme(&mut self, scheme: &[u8]) -> bool {
+        // SAFETY: the field exists (checked first); live request; borrowed input.
+        host_has(end_of!(request_set_scheme))
+            && unsafe { (host().request_set_scheme)(self.raw, s(scheme)) } == 0
+    }
+
+    /// Set this request's host (`host[:port]`) and its Host header; `$HTTP["host"]` follows.
+    /// False for a value that is not a valid host, or on a server older than ABI 1.6.
+    pub fn set_host(&mut self, value: &[u8]) -> bool {
+        // SAFETY: the field exists (checked first); live request; borrowed input.
+        host_has(end_of!(request_set_host)) && unsafe { (host().request_set_host)(self.raw, s(value)) } == 0
+    }
+
+    /// The address of the peer the connection is from: the request's own
+    /// ([`Request::remote_addr`]) unless a module set that from a proxy's headers (then this
+    /// is the proxy). Equal to `remote_addr` on a server older than ABI 1.6.
+    pub fn connection_remote_addr(&self) -> &[u8] {
+        if host_has(end_of!(request_connection)) {
+            // SAFETY: the field exists (checked above); live request.
+            let raw = unsafe { (host().request_connection)(self.raw) };
+            if !raw.is_null() {
+                // SAFETY: a live connection; the view lives as long as its peer, which the
+                // request holds no handle to change while `&self` is borrowed.
+                return unsafe { (host().connection_remote_addr)(raw).as_bytes() };
+            }
+        }
+        self.remote_addr()
+    }
+
+    /// This module's state for the connection the request is on (created on first use, as
+    /// [`Connection::state`]). None on a server older than ABI 1.6.
+    pub fn connection_state(&mut self) -> Option<&mut M::ConnectionState> {
+        if !host_has(end_of!(request_connection)) {
+            return None;
+        }
+        // SAFETY: the field exists (checked above); live request.
+        let raw = unsafe { (host().request_connection)(self.raw) };
+        if raw.is_null() {
+            return None;
+        }
+        let mut c = Connection { raw, inst: self.inst };
+        let p: *mut M::ConnectionState = c.state();
+        // SAFETY: the state lives in the connection's slot until connection_close, which
+        // comes after every request of the connection; the borrow is tied to `&mut self`.
+        Some(unsafe { &mut *p })
+    }
+
     /// Make this module the request's handler: its `subrequest` hook produces the response.
     pub fn claim(&mut self) -> bool {
         // SAFETY: live request.
@@ -960,6 +1051,60 @@ pub struct Connection<'a, M: Module> {
 impl<'a, M: Module> Connection<'a, M> {
     pub fn module(&self) -> &'a M {
         &self.inst.module
+    }
+
+    /// The raw connection pointer, for host calls the SDK does not wrap.
+    pub fn as_raw(&self) -> *mut fd_connection {
+        self.raw
+    }
+
+    /// The module's configuration for this connection, outside any request: the blocks
+    /// whose conditions on the connection match (`$SERVER["socket"]`, `$HTTP["remoteip"]`,
+    /// `$HTTP["scheme"]`; conditions on request data compare an empty value). The global
+    /// configuration on a server older than ABI 1.6.
+    pub fn config(&self) -> ConfRef<'a, M::Config> {
+        if !host_has(end_of!(connection_config_blocks)) {
+            return ConfRef::Borrowed(self.inst.configs.global());
+        }
+        let mut buf = [0u32; 8];
+        // SAFETY: the field exists (checked above); live connection; buf has room for cap.
+        let n =
+            unsafe { (host().connection_config_blocks)(self.raw, module_id(), buf.as_mut_ptr(), buf.len()) };
+        if n <= buf.len() {
+            return self.inst.configs.merged(&buf[..n]);
+        }
+        let mut v = vec![0u32; n];
+        // SAFETY: as above, with a buffer of the size the host asked for.
+        let n2 = unsafe { (host().connection_config_blocks)(self.raw, module_id(), v.as_mut_ptr(), v.len()) };
+        v.truncate(n2.min(n));
+        self.inst.configs.merged(&v)
+    }
+
+    /// In `connection_accept`: hand the connection's first bytes to this module's
+    /// [`Module::connection_preface`] before HTTP parsing. False when another module claimed
+    /// them, the module does not list [`Hooks::CONNECTION_PREFACE`], or the server is older
+    /// than ABI 1.6.
+    pub fn claim_preface(&mut self) -> bool {
+        // SAFETY: the field exists (checked first); live connection.
+        host_has(end_of!(connection_claim_preface))
+            && unsafe { (host().connection_claim_preface)(self.raw, module_id()) } == 0
+    }
+
+    /// Set the connection's remote address (IPv4 or IPv6 text) and port, for its requests
+    /// from the next one on. False for text that is not an address, or before ABI 1.6.
+    pub fn set_remote_addr(&mut self, addr: &str, port: u16) -> bool {
+        // SAFETY: the field exists (checked first); live connection; borrowed input.
+        host_has(end_of!(connection_set_remote_addr))
+            && unsafe { (host().connection_set_remote_addr)(self.raw, s(addr.as_bytes()), u32::from(port)) }
+                == 0
+    }
+
+    /// Set the connection's scheme ("http" or "https"), for its requests from the next one
+    /// on. False for another scheme, or before ABI 1.6.
+    pub fn set_scheme(&mut self, scheme: &str) -> bool {
+        // SAFETY: the field exists (checked first); live connection; borrowed input.
+        host_has(end_of!(connection_set_scheme))
+            && unsafe { (host().connection_set_scheme)(self.raw, s(scheme.as_bytes())) } == 0
     }
     pub fn remote_addr(&self) -> &[u8] {
         // SAFETY: live connection.
@@ -1478,6 +1623,32 @@ pub mod __private {
     con_hook!(connection_accept);
     con_hook!(connection_shut_wr);
 
+    unsafe extern "C" fn connection_preface<M: Module>(
+        data: *mut c_void,
+        con: *mut fd_connection,
+        bytes: *const u8,
+        len: usize,
+        consumed: *mut usize,
+    ) -> fd_result_t {
+        if data.is_null() || consumed.is_null() {
+            return HANDLER_ERROR;
+        }
+        guard("connection_preface", HANDLER_ERROR, || {
+            let inst = inst::<M>(data);
+            // SAFETY: the host's view of the connection's read buffer, valid for this call.
+            let b = unsafe { Str { ptr: bytes, len }.as_bytes() };
+            match inst.module.connection_preface(&mut Connection { raw: con, inst }, b) {
+                Preface::Done(n) if n <= b.len() => {
+                    // SAFETY: checked non-null above; the host passes a writable usize.
+                    unsafe { *consumed = n };
+                    HANDLER_GO_ON
+                }
+                Preface::NeedMore => HANDLER_WAIT_FOR_EVENT,
+                _ => HANDLER_ERROR,
+            }
+        })
+    }
+
     unsafe extern "C" fn connection_close<M: Module>(
         data: *mut c_void,
         con: *mut fd_connection,
@@ -1599,6 +1770,7 @@ pub mod __private {
             sighup: hook!(SIGHUP, sighup),
             waitpid: hook!(WAITPID, waitpid),
             description: Str::from_static(M::DESCRIPTION),
+            connection_preface: hook!(CONNECTION_PREFACE, connection_preface),
         }
     }
 }

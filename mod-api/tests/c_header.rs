@@ -24,8 +24,14 @@ fn crate_dir() -> PathBuf {
 
 /// The typedefs that cbindgen.toml writes by hand (in `after_includes`) because cbindgen
 /// would order them after their first use.
-const HAND_WRITTEN: &[&str] =
-    &["fd_result_t", "fd_request_hook", "fd_connection_hook", "fd_server_hook", "fd_waitpid_hook"];
+const HAND_WRITTEN: &[&str] = &[
+    "fd_result_t",
+    "fd_request_hook",
+    "fd_connection_hook",
+    "fd_server_hook",
+    "fd_waitpid_hook",
+    "fd_preface_hook",
+];
 
 fn config() -> cbindgen::Config {
     cbindgen::Config::from_file(crate_dir().join("cbindgen.toml")).expect("read cbindgen.toml")
@@ -82,19 +88,40 @@ fn hand_written_typedefs_match_abi_rs() {
     config.after_includes = None;
     let unfiltered = generate_with(config);
     let ours = config_after_includes();
+    let ours = typedefs(&ours);
     for name in HAND_WRITTEN {
-        let line = unfiltered
-            .lines()
-            .find(|l| {
-                l.starts_with("typedef")
-                    && (l.contains(&format!("(*{name})")) || l.ends_with(&format!(" {name};")))
-            })
+        let def = typedefs(&unfiltered)
+            .into_iter()
+            .find(|l| l.contains(&format!("(*{name})")) || l.ends_with(&format!(" {name};")))
             .unwrap_or_else(|| panic!("cbindgen emitted no typedef for {name}"));
         assert!(
-            ours.lines().any(|l| l == line),
-            "cbindgen.toml after_includes has no line `{line}`: update it from src/abi.rs"
+            ours.contains(&def),
+            "cbindgen.toml after_includes has no typedef `{def}`: update it from src/abi.rs"
         );
     }
+}
+
+/// The typedef statements of C text, each on one line with its whitespace collapsed (cbindgen
+/// wraps a long function-pointer typedef over several lines).
+fn typedefs(c: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for l in c.lines() {
+        let l = l.trim();
+        if cur.is_none() && l.starts_with("typedef") {
+            cur = Some(String::new());
+        }
+        if let Some(s) = cur.as_mut() {
+            if !s.is_empty() && !s.ends_with('(') {
+                s.push(' ');
+            }
+            s.push_str(l);
+            if l.ends_with(';') {
+                out.push(cur.take().unwrap_or_default());
+            }
+        }
+    }
+    out
 }
 
 fn config_after_includes() -> String {

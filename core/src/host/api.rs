@@ -105,6 +105,14 @@ pub static HOST_API: HostApi = HostApi {
     service_lookup,
     request_disable_keep_alive,
     request_server_tag,
+    request_set_remote_addr,
+    request_set_scheme,
+    request_set_host,
+    request_connection,
+    connection_config_blocks,
+    connection_claim_preface,
+    connection_set_remote_addr,
+    connection_set_scheme,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -853,4 +861,122 @@ unsafe extern "C" fn request_target_orig(r: *mut fd_request) -> Str {
 unsafe extern "C" fn request_server_tag(r: *mut fd_request) -> Str {
     // SAFETY: ABI rule on r.
     unsafe { req(r) }.map_or(Str::EMPTY, |r| sv(r.core().tag.as_bytes()))
+}
+
+// ---- ABI 1.6
+
+/// An IP address as text, with or without IPv6 brackets.
+fn parse_ip(b: &[u8]) -> Option<std::net::IpAddr> {
+    let s = std::str::from_utf8(b).ok()?;
+    let s = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(s);
+    s.parse().ok()
+}
+
+/// "http" or "https", any case.
+fn parse_scheme(b: &[u8]) -> Option<&'static str> {
+    if b.eq_ignore_ascii_case(b"https") {
+        Some("https")
+    } else if b.eq_ignore_ascii_case(b"http") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// # Safety
+/// `c` must be null or a connection the host handed to the calling module (ABI rule).
+unsafe fn con<'a>(c: *mut fd_connection) -> Option<&'a mut worker::ConnInfo> {
+    // SAFETY: connection handles are &mut ConnInfo kept alive by the worker for the call.
+    unsafe { (c as *mut worker::ConnInfo).as_mut() }
+}
+
+unsafe extern "C" fn request_set_remote_addr(r: *mut fd_request, addr: Str, port: u32) -> i32 {
+    // SAFETY: ABI rule on r and addr.
+    let (Some(r), a) = (unsafe { req(r) }, unsafe { bytes(addr) }) else { return -1 };
+    let (Some(ip), Ok(port)) = (parse_ip(a), u16::try_from(port)) else { return -1 };
+    r.set_remote(ip, port);
+    0
+}
+
+unsafe extern "C" fn request_set_scheme(r: *mut fd_request, scheme: Str) -> i32 {
+    // SAFETY: ABI rule on r and scheme.
+    let (Some(r), s) = (unsafe { req(r) }, unsafe { bytes(scheme) }) else { return -1 };
+    let Some(s) = parse_scheme(s) else { return -1 };
+    r.set_scheme(s);
+    0
+}
+
+unsafe extern "C" fn request_set_host(r: *mut fd_request, host: Str) -> i32 {
+    // SAFETY: ABI rule on r and host.
+    let (Some(r), h) = (unsafe { req(r) }, unsafe { bytes(host) }) else { return -1 };
+    if r.set_host(h) {
+        0
+    } else {
+        -1
+    }
+}
+
+unsafe extern "C" fn request_connection(r: *mut fd_request) -> *mut fd_connection {
+    // SAFETY: ABI rule on r.
+    unsafe { req(r) }.map_or(std::ptr::null_mut(), |r| r.conn as *mut fd_connection)
+}
+
+unsafe extern "C" fn connection_config_blocks(
+    c: *mut fd_connection,
+    module_id: u32,
+    out: *mut u32,
+    cap: usize,
+) -> usize {
+    // SAFETY: ABI rule on c.
+    let Some(c) = (unsafe { con(c) }) else { return 0 };
+    // SAFETY: the worker's Loaded outlives its connections (see ConnInfo::loaded).
+    let Some(loaded) = (unsafe { c.loaded.as_ref() }) else { return 0 };
+    let list = crate::request::connection_config_blocks(loaded, &c.peer, module_id as usize + 1);
+    if !out.is_null() {
+        for (i, b) in list.iter().take(cap).enumerate() {
+            // SAFETY: out has room for cap entries (caller's promise), i < cap.
+            unsafe { *out.add(i) = *b };
+        }
+    }
+    list.len()
+}
+
+unsafe extern "C" fn connection_claim_preface(c: *mut fd_connection, module_id: u32) -> i32 {
+    // SAFETY: ABI rule on c.
+    let Some(c) = (unsafe { con(c) }) else { return -1 };
+    // SAFETY: the worker's Loaded outlives its connections (see ConnInfo::loaded).
+    let Some(loaded) = (unsafe { c.loaded.as_ref() }) else { return -1 };
+    let m = module_id as usize;
+    if loaded.modules.get(m).is_none_or(|x| x.desc.connection_preface.is_none()) {
+        return -1;
+    }
+    match c.preface {
+        Some(o) if o != m => -1,
+        _ => {
+            c.preface = Some(m);
+            0
+        }
+    }
+}
+
+unsafe extern "C" fn connection_set_remote_addr(c: *mut fd_connection, addr: Str, port: u32) -> i32 {
+    // SAFETY: ABI rule on c and addr.
+    let (Some(c), a) = (unsafe { con(c) }, unsafe { bytes(addr) }) else { return -1 };
+    let (Some(ip), Ok(port)) = (parse_ip(a), u16::try_from(port)) else { return -1 };
+    let mut p = crate::request::Peer::clone(&c.peer);
+    p.set_remote(ip, port);
+    c.peer = std::sync::Arc::new(p);
+    0
+}
+
+unsafe extern "C" fn connection_set_scheme(c: *mut fd_connection, scheme: Str) -> i32 {
+    // SAFETY: ABI rule on c and scheme.
+    let (Some(c), s) = (unsafe { con(c) }, unsafe { bytes(scheme) }) else { return -1 };
+    let Some(s) = parse_scheme(s) else { return -1 };
+    if c.peer.scheme != s {
+        let mut p = crate::request::Peer::clone(&c.peer);
+        p.scheme = s;
+        c.peer = std::sync::Arc::new(p);
+    }
+    0
 }

@@ -124,6 +124,34 @@ pub struct Loaded {
     pub block_parent: Vec<Option<u32>>,
     /// Some condition tests `$PHYSICAL[...]`: evaluate again once the physical path is known.
     pub has_physical_conds: bool,
+    /// Which facts a module can change some condition tests (a change to another one needs
+    /// no new evaluation).
+    pub cond_use: CondUse,
+}
+
+/// Whether any condition tests the remote address, the scheme or the host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CondUse {
+    pub remote_ip: bool,
+    pub scheme: bool,
+    pub host: bool,
+}
+
+impl CondUse {
+    pub fn of(cfg: &Config) -> CondUse {
+        use crate::config::CondField;
+        let mut u = CondUse::default();
+        for c in cfg.blocks.iter().filter_map(|b| b.cond.as_ref()) {
+            match &c.field {
+                CondField::RemoteIp => u.remote_ip = true,
+                CondField::Scheme => u.scheme = true,
+                CondField::Host => u.host = true,
+                CondField::RequestHeader(h) if h.eq_ignore_ascii_case("host") => u.host = true,
+                _ => {}
+            }
+        }
+        u
+    }
 }
 
 impl Loaded {
@@ -427,8 +455,18 @@ pub fn load(cfg: Config, opts: &LoadOptions) -> Result<Loaded, String> {
             )
         })
     });
-    let mut loaded =
-        Loaded { cfg, server, modules, chains, owner_blocks, core_base, block_parent, has_physical_conds };
+    let cond_use = CondUse::of(&cfg);
+    let mut loaded = Loaded {
+        cfg,
+        server,
+        modules,
+        chains,
+        owner_blocks,
+        core_base,
+        block_parent,
+        has_physical_conds,
+        cond_use,
+    };
     if opts.init {
         init(&mut loaded)?;
     }

@@ -193,7 +193,7 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
 }
 
 /// Validate and store a Host value: reg-name / IPv4 / [IPv6], optional port.
-fn set_host(head: &mut Head, v: &[u8]) -> bool {
+pub(crate) fn set_host(head: &mut Head, v: &[u8]) -> bool {
     let v = trim(v);
     if v.is_empty() {
         // HTTP/1.1 allows an empty Host for targets without authority.

@@ -122,7 +122,12 @@ pub struct RequestInfo<'a> {
     pub host: &'a str,
     /// The client's Host header as received (for X-Host and Forwarded host).
     pub client_host: &'a [u8],
+    /// The client (the request's remote address).
     pub remote_addr: &'a str,
+    /// The peer this server talked to: the client, or the trusted proxy whose headers
+    /// mod_extforward took the client from (then the incoming chain names the client already,
+    /// and this hop is the one to append, as lighttpd does).
+    pub hop_addr: &'a str,
     pub local_addr: &'a str,
     pub scheme: &'a str,
     pub content_length: Option<u64>,
@@ -215,7 +220,7 @@ pub fn build_request(info: &RequestInfo<'_>, headers: &[(&[u8], &[u8])]) -> Vec<
     if !x.is_empty() {
         x.extend_from_slice(b", ");
     }
-    x.extend_from_slice(info.remote_addr.as_bytes());
+    x.extend_from_slice(info.hop_addr.as_bytes());
     h.extend_from_slice(b"X-Forwarded-For: ");
     h.extend_from_slice(&x);
     h.extend_from_slice(b"\r\n");
@@ -231,7 +236,7 @@ pub fn build_request(info: &RequestInfo<'_>, headers: &[(&[u8], &[u8])]) -> Vec<
         let f = info.forwarded;
         let mut parts: Vec<String> = Vec::new();
         if f.for_ {
-            parts.push(format!("for={}", forwarded_node(info.remote_addr)));
+            parts.push(format!("for={}", forwarded_node(info.hop_addr)));
         }
         if f.proto {
             parts.push(format!("proto={}", info.scheme));
@@ -243,6 +248,10 @@ pub fn build_request(info: &RequestInfo<'_>, headers: &[(&[u8], &[u8])]) -> Vec<
             parts.push(format!("by={}", forwarded_node(info.local_addr)));
         }
         let mut v = fwd.unwrap_or_default();
+        if v.is_empty() && f.for_ && info.hop_addr != info.remote_addr {
+            // The client came in an X-Forwarded-For chain: name it in Forwarded terms too.
+            v.extend_from_slice(format!("for={}", forwarded_node(info.remote_addr)).as_bytes());
+        }
         if !v.is_empty() {
             v.extend_from_slice(b", ");
         }
@@ -546,6 +555,7 @@ mod tests {
             host: "back:8080",
             client_host: b"front.example",
             remote_addr: "10.0.0.1",
+            hop_addr: "10.0.0.1",
             local_addr: "127.0.0.1:80",
             scheme: "http",
             content_length: None,
@@ -580,6 +590,7 @@ mod tests {
     fn forwarded_header() {
         let mut i = info();
         i.remote_addr = "::1";
+        i.hop_addr = "::1";
         i.forwarded = ForwardedOpts { for_: true, proto: true, host: true, by: true };
         let hs: Vec<(&[u8], &[u8])> = vec![(b"Forwarded", b"for=1.1.1.1")];
         let h = String::from_utf8(build_request(&i, &hs)).unwrap();
@@ -589,6 +600,22 @@ mod tests {
             ),
             "{h}"
         );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_hop_is_appended() {
+        // mod_extforward took the client (192.0.2.9) from the proxy's (10.0.0.1) headers: the
+        // chains keep the client and get the hop this server saw.
+        let mut i = info();
+        i.remote_addr = "192.0.2.9";
+        i.forwarded = ForwardedOpts { for_: true, ..ForwardedOpts::default() };
+        let hs: Vec<(&[u8], &[u8])> = vec![(b"X-Forwarded-For", b"192.0.2.9")];
+        let h = String::from_utf8(build_request(&i, &hs)).unwrap();
+        assert!(h.contains("X-Forwarded-For: 192.0.2.9, 10.0.0.1\r\n"), "{h}");
+        assert!(h.contains("Forwarded: for=192.0.2.9, for=10.0.0.1\r\n"), "{h}");
+        let hs: Vec<(&[u8], &[u8])> = vec![(b"Forwarded", b"for=192.0.2.9;proto=https")];
+        let h = String::from_utf8(build_request(&i, &hs)).unwrap();
+        assert!(h.contains("Forwarded: for=192.0.2.9;proto=https, for=10.0.0.1\r\n"), "{h}");
     }
 
     #[test]

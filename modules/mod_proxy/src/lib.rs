@@ -418,6 +418,7 @@ impl Exchange {
         self.sent_host = self.backend_host(host);
         let target = http::map_path_request(&self.header.map_urlpath, req.target());
         let remote = String::from_utf8_lossy(req.remote_addr()).into_owned();
+        let hop = String::from_utf8_lossy(req.connection_remote_addr()).into_owned();
         let local = String::from_utf8_lossy(req.local_addr()).into_owned();
         let scheme = if self.client_https { "https" } else { "http" };
         let info = RequestInfo {
@@ -426,6 +427,7 @@ impl Exchange {
             host: &self.sent_host,
             client_host: req.header("Host").unwrap_or(b""),
             remote_addr: &remote,
+            hop_addr: &hop,
             local_addr: &local,
             scheme,
             content_length: req.content_length().filter(|_| !self.body_chunked),

@@ -290,6 +290,14 @@ pub fn server_version() -> String {
     String::from_utf8_lossy(unsafe { host().server_version.as_bytes() }).into_owned()
 }
 
+/// The ABI minor the server speaks (None before `init`).
+pub fn host_abi_minor() -> Option<u32> {
+    if HOST.load(Ordering::Acquire).is_null() {
+        return None;
+    }
+    Some(host().abi_minor)
+}
+
 /// Index of the current worker thread (None on the main thread).
 pub fn worker_index() -> Option<u32> {
     // SAFETY: plain host call.

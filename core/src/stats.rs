@@ -401,13 +401,15 @@ mod tests {
         assert!(counter(b"").is_none());
         assert!(counter(b"has space").is_none());
         assert!(counter(b"has:colon").is_none());
-        let listed: Vec<(&[u8], i64)> = (0..).map_while(counter_at).filter(|(n, _)| n.starts_with(b"test.")).collect();
+        let listed: Vec<(&[u8], i64)> =
+            (0..).map_while(counter_at).filter(|(n, _)| n.starts_with(b"test.")).collect();
         assert_eq!(listed, vec![(&b"test.a.requests"[..], 1), (&b"test.b.load"[..], 3)]);
         // A new configuration lists only what it asks for again; values are kept.
         new_configuration();
         assert!((0..).map_while(counter_at).all(|(n, _)| !n.starts_with(b"test.")));
         counter(b"test.b.load").unwrap();
-        let listed: Vec<(&[u8], i64)> = (0..).map_while(counter_at).filter(|(n, _)| n.starts_with(b"test.")).collect();
+        let listed: Vec<(&[u8], i64)> =
+            (0..).map_while(counter_at).filter(|(n, _)| n.starts_with(b"test.")).collect();
         assert_eq!(listed, vec![(&b"test.b.load"[..], 3)]);
     }
 

@@ -176,7 +176,8 @@ pub type fd_blocking_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *m
 
 /// Called on the worker thread that asked for a connection snapshot, once every worker has
 /// described its connections (see `connections_collect`). `list` is valid for this call only.
-pub type fd_collect_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void, list: *const fd_conn_list);
+pub type fd_collect_fn =
+    unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void, list: *const fd_conn_list);
 
 /// What the host's stat found (see `request_file_info`).
 #[repr(C)]
@@ -694,7 +695,8 @@ pub struct HostApi {
     /// waiting for it returns WAIT_FOR_EVENT and is woken from `done`). A worker that stops
     /// first answers with nothing; if the calling worker stops first, `done` is not called.
     /// Worker thread only: returns 0, or -1.
-    pub connections_collect: unsafe extern "C" fn(module_id: u32, max: u32, done: fd_collect_fn, ctx: *mut c_void) -> i32,
+    pub connections_collect:
+        unsafe extern "C" fn(module_id: u32, max: u32, done: fd_collect_fn, ctx: *mut c_void) -> i32,
     /// Record `i` of a collected list into `out` (whose `struct_size` the caller set). Returns
     /// 1, or 0 past the end.
     pub conn_list_get: unsafe extern "C" fn(list: *const fd_conn_list, i: usize, out: *mut ConnRecord) -> i32,

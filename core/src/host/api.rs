@@ -890,7 +890,12 @@ unsafe extern "C" fn server_stats(out: *mut ServerStats) -> i32 {
     0
 }
 
-unsafe extern "C" fn connections_collect(module_id: u32, max: u32, done: fd_collect_fn, ctx: *mut c_void) -> i32 {
+unsafe extern "C" fn connections_collect(
+    module_id: u32,
+    max: u32,
+    done: fd_collect_fn,
+    ctx: *mut c_void,
+) -> i32 {
     let Some(m) = module_info(module_id) else { return -1 };
     worker::connections_collect(m.data, max, done, ctx)
 }

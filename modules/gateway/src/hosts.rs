@@ -111,7 +111,7 @@ pub struct Host {
 /// * `ID.0.disabled`: times the host was taken out for its `disable-time`;
 /// * `ID.0.load` and `ID.load`: requests in flight on the host now;
 /// * `PREFIX.active-requests`: requests in flight on all the module's hosts;
-/// * `PREFIX.requests`: requests sent to a backend since start.
+/// * `PREFIX.requests`: requests sent to a backend since start (once connected).
 ///
 /// Each is one relaxed atomic operation where it changes.
 #[derive(Debug)]
@@ -194,6 +194,7 @@ impl Host {
     pub fn connected(&self) {
         if let Some(c) = &self.counters {
             c.connected.add(1);
+            c.requests.add(1);
         }
     }
     /// Put the host back at once (e.g. its process was respawned).
@@ -208,7 +209,6 @@ impl Host {
             c.proc_load.add(1);
             c.load.add(1);
             c.active_requests.add(1);
-            c.requests.add(1);
         }
         Lease(self.clone())
     }

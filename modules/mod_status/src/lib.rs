@@ -252,7 +252,10 @@ impl Module for Status {
                 });
                 if let Err(e) = asked {
                     log::error!("cannot list the connections: {e}");
-                    return self.status_page(req, ConnList { conns: Vec::new(), counts: [0; CONN_STATE_COUNT as usize] });
+                    return self.status_page(
+                        req,
+                        ConnList { conns: Vec::new(), counts: [0; CONN_STATE_COUNT as usize] },
+                    );
                 }
                 req.state().snapshot = Some(cell);
                 return Handler::WaitForEvent;

@@ -64,7 +64,8 @@ impl Figures {
     /// How many connections could still be opened: `server.max-connections`, or without one
     /// half the open-files limit (the core's own default when `server.max-fds` is set).
     pub fn idle(&self) -> u64 {
-        let cap = if self.stats.max_connections > 0 { self.stats.max_connections } else { self.stats.fd_limit / 2 };
+        let cap =
+            if self.stats.max_connections > 0 { self.stats.max_connections } else { self.stats.fd_limit / 2 };
         cap.saturating_sub(self.busy())
     }
     /// One letter per open connection, grouped by state.
@@ -330,7 +331,8 @@ fn read_cell(c: &ConnSnapshot) -> String {
 /// `status.enable-sort`).
 pub fn html(f: &Figures, refresh: Option<u64>, sort: bool) -> String {
     let mut o = String::with_capacity(8192 + f.conns.conns.len() * 256);
-    let title = if f.tag.is_empty() { "Server-Status".to_string() } else { format!("Server-Status ({})", f.tag) };
+    let title =
+        if f.tag.is_empty() { "Server-Status".to_string() } else { format!("Server-Status ({})", f.tag) };
     head(&mut o, &title, refresh, sort);
     let _ = writeln!(o, "  <h1>{}</h1>", escape(title.as_bytes()));
 
@@ -375,7 +377,8 @@ pub fn html(f: &Figures, refresh: Option<u64>, sort: bool) -> String {
         }
         lines.push(c);
     }
-    let _ = writeln!(o, "  <pre class=\"scoreboard\">{}</pre>", if lines.is_empty() { "&nbsp;" } else { &lines });
+    let _ =
+        writeln!(o, "  <pre class=\"scoreboard\">{}</pre>", if lines.is_empty() { "&nbsp;" } else { &lines });
 
     o.push_str("  <h2>Connections</h2>\n  <table class=\"status\">\n   <thead><tr>");
     for h in ["Client IP", "Worker", "Read", "Written", "State", "Time", "Host", "URI", "File"] {
@@ -444,7 +447,11 @@ pub fn config_html(s: &ServerInfo, modules: &[LoadedModule]) -> String {
     row(&mut o, "Version", &format!("featherd/{}", escape(s.version.as_bytes())));
     row(&mut o, "Module ABI", &escape(s.abi.as_bytes()));
     row(&mut o, "Workers", &s.stats.workers.to_string());
-    let max = if s.stats.max_connections == 0 { "no limit".to_string() } else { s.stats.max_connections.to_string() };
+    let max = if s.stats.max_connections == 0 {
+        "no limit".to_string()
+    } else {
+        s.stats.max_connections.to_string()
+    };
     row(&mut o, "server.max-connections", &max);
     section(&mut o, "Server-Features");
     row(&mut o, "RegEx Conditionals", "enabled");
@@ -594,10 +601,7 @@ mod tests {
     #[test]
     fn statistics_lines_and_config_page() {
         assert_eq!(statistics(&[]), None);
-        assert_eq!(
-            statistics(&[("a.b".into(), 1), ("c".into(), -2)]).as_deref(),
-            Some("a.b: 1\nc: -2\n")
-        );
+        assert_eq!(statistics(&[("a.b".into(), 1), ("c".into(), -2)]).as_deref(), Some("a.b: 1\nc: -2\n"));
         let m = LoadedModule {
             id: 0,
             name: "mod_x".into(),
@@ -606,7 +610,11 @@ mod tests {
             hooks: Hooks::URI_CLEAN | Hooks::TRIGGER,
             descriptor_size: 0,
         };
-        let info = ServerInfo { tag: "t".into(), features: "+ IPv6 support\n- TLS support\n".into(), ..Default::default() };
+        let info = ServerInfo {
+            tag: "t".into(),
+            features: "+ IPv6 support\n- TLS support\n".into(),
+            ..Default::default()
+        };
         let h = config_html(&info, &[m]);
         assert!(h.contains("does &lt;x&gt;"));
         assert!(h.contains("uri_clean, trigger"));

@@ -427,3 +427,42 @@ fn totals_survive_a_graceful_restart() {
     assert_eq!(v["Restarts"], 1);
     assert_eq!(v["Workers"], 2);
 }
+
+#[test]
+fn mod_auth_listed_first_protects_the_page() {
+    let dir = TempDir::new("status-auth");
+    dir.write("users.plain", "admin:s3cret\n");
+    let c = format!(
+        r#"{BASE}
+server.modules = ( "mod_auth", "mod_authn_file", "mod_status", "mod_staticfile" )
+auth.backend = "plain"
+auth.backend.plain.userfile = "@DIR@/users.plain"
+auth.require = ( "/server-status" => ( "method" => "basic", "realm" => "status", "require" => "valid-user" ) )
+status.status-url = "/server-status"
+"#
+    );
+    let s = Server::start_in(dir, &c, None);
+    let url = format!("http://127.0.0.1:{}/server-status?auto", s.port);
+    let (_, out, _) = curl(&["-w", "\n%{http_code}", &url]);
+    assert!(out.ends_with("\n401") && !out.contains("Total Accesses"), "{out}");
+    let (_, out, _) = curl(&["-u", "admin:s3cret", "-w", "\n%{http_code}", &url]);
+    assert!(out.ends_with("\n200") && out.contains("Total Accesses: 1\n"), "{out}");
+}
+
+#[test]
+fn conf_d_snippet_loads_and_its_example_works() {
+    let snippet = std::fs::read_to_string(workspace_root().join("conf.d/status.conf")).unwrap();
+    // The commented example, switched on (the auth line needs mod_auth: left out).
+    let enabled: String = snippet
+        .lines()
+        .filter(|l| !l.contains("auth.require"))
+        .map(|l| l.strip_prefix('#').filter(|r| !r.starts_with('#')).unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = TempDir::new("status-snippet");
+    dir.write("status.conf", &enabled);
+    let s = Server::start_in(dir, &format!("{BASE}\ninclude \"@DIR@/status.conf\"\n"), None);
+    assert!(s.get("/server-status?auto").text().starts_with("Total Accesses: 0\n"));
+    assert_eq!(s.get("/server-statistics").status, 204);
+    assert!(!s.get("/server-status").text().contains("<script>"), "enable-sort = disable");
+}

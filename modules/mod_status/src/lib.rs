@@ -214,7 +214,9 @@ impl Module for Status {
     type ConnectionState = ();
 
     fn init() -> Self {
-        Status { window: Mutex::new(Window::default()) }
+        // The first second's requests count from here, not from the first trigger.
+        let last = featherd_mod_api::server_stats().map(|s| (s.requests, s.bytes_out));
+        Status { window: Mutex::new(Window { last, ..Window::default() }) }
     }
 
     fn uri_clean(&self, req: &mut Request<Self>) -> Handler {

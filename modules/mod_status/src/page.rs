@@ -249,7 +249,7 @@ const STYLE: &str = r#"  <style>
     table.status th .arrow { opacity: .7; padding-left: .3em; }
     table.status tr:nth-child(even) td { background: #f6f7f7; }
     td.int { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-    td.string { word-break: break-all; }
+    td.string { overflow-wrap: anywhere; }
     td.nowrap { white-space: nowrap; }
     .states { display: flex; flex-wrap: wrap; gap: .4em; margin: .4em 0 .8em; }
     .state { border: 1px solid #dcdcde; border-radius: 4px; padding: .2em .6em; font-size: .9em; }
@@ -392,7 +392,7 @@ pub fn html(f: &Figures, refresh: Option<u64>, sort: bool) -> String {
     for c in &f.conns.conns {
         let _ = writeln!(
             o,
-            "    <tr><td class=\"nowrap\">{}</td><td class=\"int\">{}</td><td class=\"int\">{}</td><td class=\"int\">{}</td><td class=\"nowrap\">{}</td><td class=\"int\">{}</td><td class=\"string\">{}</td><td class=\"string\">{}</td><td class=\"string\">{}</td></tr>",
+            "    <tr><td class=\"nowrap\">{}</td><td class=\"int\">{}</td><td class=\"int\">{}</td><td class=\"int\">{}</td><td class=\"nowrap\">{}</td><td class=\"int\">{}</td><td class=\"nowrap\">{}</td><td class=\"string\">{}</td><td class=\"string\">{}</td></tr>",
             escape(c.remote_addr.as_bytes()),
             c.worker,
             read_cell(c),
@@ -454,7 +454,6 @@ pub fn config_html(s: &ServerInfo, modules: &[LoadedModule]) -> String {
     };
     row(&mut o, "server.max-connections", &max);
     section(&mut o, "Server-Features");
-    row(&mut o, "RegEx Conditionals", "enabled");
     for line in s.features.lines() {
         let (sign, name) = line.split_at(line.len().min(2));
         let on = sign.trim() == "+";

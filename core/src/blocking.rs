@@ -40,9 +40,13 @@ pub struct CtxPtr(pub *mut c_void);
 // SAFETY: see above; the host itself never dereferences the pointer.
 unsafe impl Send for CtxPtr {}
 
-/// A worker's inbox of finished jobs.
+/// Something to run on a worker's loop: a finished job's `done`, a finished connection
+/// snapshot's reply ([`crate::stats`]).
+pub type Completion = Box<dyn FnOnce() + Send>;
+
+/// A worker's inbox of finished work.
 pub struct Completions {
-    queue: Mutex<Vec<Task>>,
+    queue: Mutex<Vec<Completion>>,
     pending: AtomicBool,
     waker: Option<Arc<Waker>>,
 }
@@ -58,7 +62,8 @@ impl Completions {
         self.waker.is_some()
     }
 
-    fn push(&self, t: Task) {
+    /// Queue `t` for the worker's next loop turn and wake the worker (any thread).
+    pub fn push(&self, t: Completion) {
         match self.queue.lock() {
             Ok(mut q) => q.push(t),
             Err(p) => p.into_inner().push(t),
@@ -69,8 +74,8 @@ impl Completions {
         }
     }
 
-    /// The finished jobs, oldest first (cheap when there are none).
-    pub fn take(&self) -> Vec<Task> {
+    /// The finished work, oldest first (cheap when there is none).
+    pub fn take(&self) -> Vec<Completion> {
         if !self.pending.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
@@ -123,7 +128,14 @@ fn run(rx: &Mutex<Receiver<Task>>) {
         unsafe { (task.job)(task.data.0, task.ctx.0) };
         let mut task = task;
         if let Some(reply) = task.reply.take() {
-            reply.push(task);
+            let Task { data, done, ctx, .. } = task;
+            reply.push(Box::new(move || {
+                // Whole wrappers (Send), not their raw-pointer fields, go into the closure.
+                let (data, ctx) = (data, ctx);
+                // SAFETY: the module's completion with its own data and context, run by the
+                // worker that submitted the job (ABI rule for blocking_submit).
+                unsafe { done(data.0, ctx.0) }
+            }));
         }
     }
 }

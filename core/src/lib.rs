@@ -15,4 +15,5 @@ pub mod host;
 pub mod http;
 pub mod request;
 pub mod server;
+pub mod stats;
 pub mod worker;

@@ -20,25 +20,11 @@ usage: featherd -f <configfile> [options]
 ";
 
 fn features() -> String {
-    let lines = [
-        ("+", "IPv6 support"),
-        ("+", "unix domain socket support"),
-        ("+", "epoll support"),
-        ("+", "sendfile support"),
-        ("+", "writev support"),
-        ("+", "SO_REUSEPORT worker support"),
-        ("+", "regex conditionals support"),
-        ("+", "look-around and back-reference regex support"),
-        ("+", "dynamic module support"),
-        ("+", "C module support"),
-        ("-", "TLS support"),
-        ("-", "HTTP/2 support"),
-    ];
     let mut s = format!(
         "featherd/{} - a web server in the lighttpd tradition\n\nFeatures:\n\n",
         env!("CARGO_PKG_VERSION")
     );
-    for (sign, name) in lines {
+    for (sign, name) in featherd::server::FEATURES {
         s.push_str(&format!("\t{sign} {name}\n"));
     }
     s.push_str(&format!(

@@ -139,6 +139,10 @@ pub struct Request {
 
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// How much of `bytes_in` / `bytes_out` the worker's counters have (see
+    /// [`crate::stats`]).
+    pub counted_in: u64,
+    pub counted_out: u64,
     /// Length of the response head (status line and headers).
     pub head_len: u64,
     pub start_us: u64,
@@ -184,6 +188,8 @@ impl Request {
             out_pending: 0,
             bytes_in: 0,
             bytes_out: 0,
+            counted_in: 0,
+            counted_out: 0,
             head_len: 0,
             start_us: 0,
             scratch: Vec::new(),
@@ -222,6 +228,8 @@ impl Request {
         self.out_pending = 0;
         self.bytes_in = 0;
         self.bytes_out = 0;
+        self.counted_in = 0;
+        self.counted_out = 0;
         self.head_len = 0;
         self.head.headers.shrink();
         self.resp_headers.shrink();

@@ -15,6 +15,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Compile-time features, as `-V` lists them and the `server_features` host service reports.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("+", "IPv6 support"),
+    ("+", "unix domain socket support"),
+    ("+", "epoll support"),
+    ("+", "sendfile support"),
+    ("+", "writev support"),
+    ("+", "SO_REUSEPORT worker support"),
+    ("+", "regex conditionals support"),
+    ("+", "look-around and back-reference regex support"),
+    ("+", "dynamic module support"),
+    ("+", "C module support"),
+    ("-", "TLS support"),
+    ("-", "HTTP/2 support"),
+];
+
 pub struct Options {
     pub config: PathBuf,
     pub module_dir: PathBuf,
@@ -612,6 +628,7 @@ fn start_workers(
             loaded.server.max_connections = (fds / 2) as usize;
         }
     }
+    crate::stats::set_max_connections(loaded.server.max_connections);
     let loaded = Arc::new(loaded);
     let notify = notify.try_clone().map_err(|e| format!("signal pipe: {e}"))?;
     let control = Arc::new(Control::new(loaded.server.max_connections, Some(notify)));
@@ -776,6 +793,7 @@ enum Phase {
 pub fn run(opts: Options) -> Result<i32, String> {
     // -1: take the connection before anything else may use fds 0 and 1.
     let oneshot_fd = if opts.oneshot { Some(take_stdin_socket()?) } else { None };
+    crate::stats::mark_start();
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
     let server = ServerConf::from_config(&cfg)?;
     crate::errorlog::init(server.errorlog.as_deref(), log::LevelFilter::Info)?;
@@ -916,6 +934,9 @@ pub fn run(opts: Options) -> Result<i32, String> {
                 }
             };
             nworkers = n;
+            if renewed {
+                crate::stats::count_restart();
+            }
             gen = start_workers(loaded, &sets, nworkers, &signals.pipe_w, None)?;
             let names: Vec<&str> = sets.iter().map(|s| &*s.name).collect();
             log::info!(

@@ -10,6 +10,7 @@ use crate::handle::{self, Step};
 use crate::host::{DataPtr, Loaded};
 use crate::http::parse::{parse_head, Parsed};
 use crate::request::{FileState, Peer, Request};
+use crate::stats::{self, WorkerShared};
 use featherd_mod_api::abi::*;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::unix::SourceFd;
@@ -230,6 +231,33 @@ pub fn blocking_submit(data: DataPtr, job: fd_blocking_fn, done: fd_blocking_fn,
         let mut w = w.borrow_mut();
         let Some(w) = w.as_mut() else { return -1 };
         if !crate::blocking::submit(data, job, done, ctx, w.completions.clone()) {
+            return -1;
+        }
+        w.jobs_out += 1;
+        0
+    })
+}
+
+/// Ask every worker for a snapshot of its connections; `done(data, ctx, list)` runs on this
+/// worker's loop once all have answered ([`crate::stats::collect`]).
+pub fn connections_collect(data: DataPtr, max: u32, done: fd_collect_fn, ctx: *mut c_void) -> i32 {
+    let ctx = crate::blocking::CtxPtr(ctx);
+    WCTX.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else { return -1 };
+        let reply = w.completions.clone();
+        let asked = stats::collect(max as usize, move |c| {
+            reply.push(Box::new(move || {
+                // Whole wrappers (Send), not their raw-pointer fields, go into the closure.
+                let (data, ctx) = (data, ctx);
+                let list = Arc::as_ptr(&c) as *const fd_conn_list;
+                // SAFETY: the module's callback with its own data and context, on the worker
+                // that asked; `list` stays valid for the call (the closure holds the Arc).
+                unsafe { done(data.0, ctx.0, list) };
+                drop(c);
+            }));
+        });
+        if !asked {
             return -1;
         }
         w.jobs_out += 1;
@@ -527,6 +555,10 @@ pub struct Worker {
     exit_when_idle: bool,
     /// When a graceful stop began (idle keep-alive connections close a moment later).
     graceful_since: Option<Instant>,
+    /// This worker's counters and snapshot inbox (see [`crate::stats`]).
+    shared: Arc<WorkerShared>,
+    /// The poller's waker (for the completion queue and the snapshot inbox).
+    waker: Option<Arc<Waker>>,
 }
 
 /// Wakers of pollers whose worker has not started yet, by the poller's fd: mio allows one
@@ -566,8 +598,11 @@ impl Worker {
                 ListenSock::Unix(s) => poll.registry().register(s, Token(i), Interest::READABLE)?,
             }
         }
+        let waker = take_waker(&poll);
         Ok(Worker {
             index,
+            shared: stats::new_worker(index, waker.clone()),
+            waker,
             poll,
             listeners,
             conns: Slab::new(),
@@ -647,10 +682,11 @@ impl Worker {
                 timer_regs: HashMap::new(),
                 next_timer: 0,
                 wakes: Vec::new(),
-                completions: Completions::new(take_waker(&self.poll)),
+                completions: Completions::new(self.waker.clone()),
                 jobs_out: 0,
             })
         });
+        stats::register(&self.shared);
         for m in &self.loaded.modules {
             if let Some(wi) = m.desc.worker_init {
                 // SAFETY: the module's own data pointer, on the worker thread it is for.
@@ -730,6 +766,9 @@ impl Worker {
             }
             self.run_timers();
             run_completions();
+            if self.shared.has_asks() {
+                self.answer_asks();
+            }
             self.run_wakes();
             let now = now_secs();
             if now != self.last_tick {
@@ -762,6 +801,7 @@ impl Worker {
             self.close(k);
         }
         WCTX.with(|w| *w.borrow_mut() = None);
+        stats::unregister(&self.shared);
         self.control.exited.fetch_add(1, Ordering::Release);
         if let Some(n) = &self.control.notify_main {
             let _ = (&*n).write(&[0]);
@@ -901,6 +941,8 @@ impl Worker {
             return;
         }
         self.control.connections.fetch_add(1, Ordering::Relaxed);
+        stats::bump(&self.shared.counters.accepted, 1);
+        stats::bump(&self.shared.counters.open, 1);
         let mut info = Box::new(ConnInfo {
             peer: Arc::new(peer),
             slots: Vec::new(),
@@ -963,6 +1005,7 @@ impl Worker {
         // No EPOLL_CTL_DEL: closing the socket (its only descriptor) removes it from the
         // poller; a stray event for the slot at worst finds a socket with nothing to read.
         self.control.connections.fetch_sub(1, Ordering::Relaxed);
+        stats::drop_by(&self.shared.counters.open, 1);
         drop(c);
         if self.accept_paused && self.listening {
             self.accept_paused = false;
@@ -988,6 +1031,7 @@ impl Worker {
 
     /// request_done (if it completed) and request_reset for every module.
     fn end_request(&self, req: &mut Request, done: bool) {
+        self.count_bytes(req);
         let rp = req as *mut Request as *mut fd_request;
         if done {
             for (i, hook) in &self.loaded.chains.request_done {
@@ -1492,6 +1536,9 @@ impl Worker {
         if req.head_sent {
             return;
         }
+        // Counted before a byte goes out: a client that has read the response finds it
+        // counted on a status page it asks for next.
+        stats::bump(&self.shared.counters.requests, 1);
         handle::finalize(req);
         let head_only = req.head.method == b"HEAD";
         // 101, or a 2xx to CONNECT: the connection becomes a raw tunnel between the client and
@@ -1726,9 +1773,82 @@ impl Worker {
         }
     }
 
+    /// Add the bytes `req` moved since they were last counted to the worker's totals.
+    fn count_bytes(&self, req: &mut Request) {
+        let c = &self.shared.counters;
+        stats::bump(&c.bytes_in, req.bytes_in.saturating_sub(req.counted_in));
+        stats::bump(&c.bytes_out, req.bytes_out.saturating_sub(req.counted_out));
+        req.counted_in = req.bytes_in;
+        req.counted_out = req.bytes_out;
+    }
+
+    /// Describe this worker's connections for the snapshot requests waiting in its inbox.
+    fn answer_asks(&mut self) {
+        for ask in self.shared.take_asks() {
+            let mut counts = [0u64; CONN_STATE_COUNT as usize];
+            let mut records = Vec::with_capacity(self.conns.len().min(ask.max));
+            let now_ms = now_us() / 1000;
+            let now_s = now_secs();
+            for (_, c) in self.conns.iter() {
+                let state = match c.state {
+                    State::ReadHead if c.req.is_none() && c.rbuf.is_empty() && c.served > 0 => {
+                        CONN_STATE_KEEP_ALIVE
+                    }
+                    State::ReadHead => CONN_STATE_READ,
+                    State::ReadBody => CONN_STATE_READ_POST,
+                    State::Handle => CONN_STATE_HANDLE_REQUEST,
+                    State::Write => CONN_STATE_WRITE,
+                    State::Linger => CONN_STATE_CLOSE,
+                };
+                counts[state as usize] += 1;
+                if records.len() >= ask.max {
+                    continue;
+                }
+                let mut r = stats::Record {
+                    state,
+                    worker: self.index,
+                    remote_port: u32::from(c.info.peer.remote_port),
+                    requests: u64::from(c.served),
+                    age_ms: now_s.saturating_sub(c.last_active) * 1000,
+                    content_length: -1,
+                    remote_addr: c.info.peer.remote_addr.clone(),
+                    ..Default::default()
+                };
+                // A head still arriving has no request to describe yet.
+                if let Some(req) = c.req.as_ref().filter(|_| c.state != State::ReadHead) {
+                    r.age_ms = now_ms.saturating_sub(req.start_us / 1000);
+                    r.bytes_in = req.bytes_in;
+                    r.content_length = req.head.content_length.map_or(-1, |n| n as i64);
+                    r.bytes_out = req.bytes_out;
+                    r.bytes_total = req.bytes_out + c.out.len() + req.body.len();
+                    r.status = u32::from(req.status);
+                    r.method = req.head.method.clone();
+                    r.host = req.head.host.clone();
+                    if req.target_orig.is_empty() {
+                        r.target = req.head.target.clone();
+                    } else {
+                        r.target = req.target_orig.clone();
+                        r.target_rewritten = req.head.target.clone();
+                    }
+                    r.physical = req.physical.clone();
+                }
+                records.push(r);
+            }
+            ask.answer(records, &counts);
+        }
+    }
+
     fn check_timeouts(&mut self, now: u64) {
         let mut expired = Vec::new();
+        let counters = &self.shared.counters;
         for (k, c) in self.conns.iter_mut() {
+            if let Some(req) = c.req.as_mut() {
+                // Long transfers show in the per-second figures while they run.
+                stats::bump(&counters.bytes_in, req.bytes_in.saturating_sub(req.counted_in));
+                stats::bump(&counters.bytes_out, req.bytes_out.saturating_sub(req.counted_out));
+                req.counted_in = req.bytes_in;
+                req.counted_out = req.bytes_out;
+            }
             let idle = now.saturating_sub(c.last_active);
             if idle >= 1 && c.rbuf.is_empty() && c.rbuf.capacity() > 0 && c.req.is_none() {
                 // Idle keep-alive connection: give its read buffer back.
@@ -1767,10 +1887,8 @@ fn run_completions() {
         w.jobs_out = w.jobs_out.saturating_sub(done.len());
         Some(done)
     });
-    for t in done.into_iter().flatten() {
-        // SAFETY: the module's completion with its own data and context, on the worker that
-        // submitted the job (ABI rule for blocking_submit).
-        unsafe { (t.done)(t.data.0, t.ctx.0) };
+    for f in done.into_iter().flatten() {
+        f();
     }
 }
 

@@ -36,6 +36,7 @@ typedef struct fd_request fd_request;
 typedef struct fd_connection fd_connection;
 typedef struct fd_config fd_config;
 typedef struct fd_value fd_value;
+typedef struct fd_conn_list fd_conn_list;
 
 /* Written here rather than generated: cbindgen cannot see that the descriptor's
  * Option<fd_request_hook> fields depend on these aliases and would emit them after the
@@ -69,7 +70,7 @@ typedef fd_result_t (*fd_preface_hook)(void *module_data,
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 6
+#define FEATHERD_ABI_MINOR 7
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -118,6 +119,75 @@ typedef fd_result_t (*fd_preface_hook)(void *module_data,
 
 #define FEATHERD_FILE_KIND_DIRECTORY 2
 
+// Connection states, as lighttpd names them (`connection_get_state`), for
+// [`ConnRecord::state`] and `conn_list_state_count`. featherd uses `READ` (waiting for or
+// reading a request head), `READ_POST` (reading a body before the handler runs),
+// `HANDLE_REQUEST` (in the hook chain or suspended on a backend), `WRITE`, `CLOSE` (the
+// response is out, the rest of the input is read and dropped) and `KEEP_ALIVE` (idle between
+// requests); the others are there so that lighttpd's legend reads the same.
+#define FEATHERD_CONN_STATE_CONNECT 0
+
+#define FEATHERD_CONN_STATE_REQUEST_START 1
+
+#define FEATHERD_CONN_STATE_READ 2
+
+#define FEATHERD_CONN_STATE_REQUEST_END 3
+
+#define FEATHERD_CONN_STATE_READ_POST 4
+
+#define FEATHERD_CONN_STATE_HANDLE_REQUEST 5
+
+#define FEATHERD_CONN_STATE_RESPONSE_START 6
+
+#define FEATHERD_CONN_STATE_WRITE 7
+
+#define FEATHERD_CONN_STATE_RESPONSE_END 8
+
+#define FEATHERD_CONN_STATE_ERROR 9
+
+#define FEATHERD_CONN_STATE_CLOSE 10
+
+#define FEATHERD_CONN_STATE_KEEP_ALIVE 11
+
+// Number of states (one past the last).
+#define FEATHERD_CONN_STATE_COUNT 12
+
+// Hook bits of [`ModuleInfo::hooks`], in the order of the descriptor (the Rust SDK's
+// `Hooks` uses the same bits).
+#define FEATHERD_HOOK_URI_RAW (1 << 0)
+
+#define FEATHERD_HOOK_URI_CLEAN (1 << 1)
+
+#define FEATHERD_HOOK_DOCROOT (1 << 2)
+
+#define FEATHERD_HOOK_PHYSICAL (1 << 3)
+
+#define FEATHERD_HOOK_SUBREQUEST_START (1 << 4)
+
+#define FEATHERD_HOOK_SUBREQUEST (1 << 5)
+
+#define FEATHERD_HOOK_RESPONSE_START (1 << 6)
+
+#define FEATHERD_HOOK_REQUEST_DONE (1 << 7)
+
+#define FEATHERD_HOOK_REQUEST_RESET (1 << 8)
+
+#define FEATHERD_HOOK_CONNECTION_ACCEPT (1 << 9)
+
+#define FEATHERD_HOOK_CONNECTION_SHUT_WR (1 << 10)
+
+#define FEATHERD_HOOK_CONNECTION_CLOSE (1 << 11)
+
+#define FEATHERD_HOOK_TRIGGER (1 << 12)
+
+#define FEATHERD_HOOK_SIGHUP (1 << 13)
+
+#define FEATHERD_HOOK_WAITPID (1 << 14)
+
+#define FEATHERD_HOOK_WORKER_INIT (1 << 15)
+
+#define HOOK_CONNECTION_PREFACE (1 << 16)
+
 // A borrowed byte string: pointer and length. `ptr` may be null when `len` is 0.
 typedef struct fd_str {
   const uint8_t *ptr;
@@ -155,6 +225,95 @@ typedef struct fd_file_info {
 // A step of a blocking job (see `blocking_submit`): `module_data` is what the module's `init`
 // returned, `ctx` what it passed at submission.
 typedef void (*fd_blocking_fn)(void *module_data, void *ctx);
+
+// Server-wide figures, summed over every worker (see `server_stats`). Size-prefixed and
+// append-only like the tables: the caller sets `struct_size` to its own size and the host
+// fills at most that many bytes (fields it does not know stay as the caller set them).
+typedef struct fd_server_stats {
+  uint32_t struct_size;
+  // Workers running now.
+  uint32_t workers;
+  // When the server started, seconds since the epoch (a graceful restart keeps it).
+  int64_t start_time;
+  // The server's clock, seconds since the epoch.
+  int64_t now;
+  // Responses started since the server started (every request answered, errors included;
+  // counted when the response head is built, so a client that has read a response sees it
+  // counted).
+  uint64_t requests;
+  // Bytes read from clients (request heads and bodies).
+  uint64_t bytes_in;
+  // Bytes written to clients (response heads and bodies). Requests in progress are added
+  // once a second and when they end.
+  uint64_t bytes_out;
+  // Connections accepted since the server started.
+  uint64_t connections;
+  // Connections open now.
+  uint64_t connections_open;
+  // `server.max-connections` as it applies (0: no limit).
+  uint64_t max_connections;
+  // The soft limit on open files (`RLIMIT_NOFILE`), 0 when unknown.
+  uint64_t fd_limit;
+  // Graceful restarts (SIGUSR1) since the server started.
+  uint64_t restarts;
+} fd_server_stats;
+
+// Called on the worker thread that asked for a connection snapshot, once every worker has
+// described its connections (see `connections_collect`). `list` is valid for this call only.
+typedef void (*fd_collect_fn)(void *module_data, void *ctx, const fd_conn_list *list);
+
+// One connection of one worker (see `conn_list_get`). Size-prefixed like [`ServerStats`].
+// The strings point into the list and are valid during the `fd_collect_fn` call only.
+typedef struct fd_conn_record {
+  uint32_t struct_size;
+  // One of the `CONN_STATE_*` values.
+  uint32_t state;
+  // The worker that owns the connection.
+  uint32_t worker;
+  uint32_t remote_port;
+  // Requests answered on this connection before the current one.
+  uint64_t requests;
+  // Milliseconds since the current request began (idle connections: since their last
+  // activity).
+  uint64_t age_ms;
+  // Request bytes read for the current request (head and body).
+  uint64_t bytes_in;
+  // The request body's declared length, or -1 (none, or chunked).
+  int64_t content_length;
+  // Response bytes written for the current request (head and body).
+  uint64_t bytes_out;
+  // Response bytes produced so far: written plus queued.
+  uint64_t bytes_total;
+  // Response status once decided, else 0.
+  uint32_t status;
+  uint32_t _reserved;
+  // The client's address ("127.0.0.1", "::1", "unix:").
+  struct fd_str remote_addr;
+  // Empty while no request head has been read.
+  struct fd_str method;
+  // The request's host (Host header or absolute target), as the host services give it.
+  struct fd_str host;
+  // The target as the client sent it (raw, not decoded).
+  struct fd_str target;
+  // The target after a module rewrote it; empty when it was not rewritten.
+  struct fd_str target_rewritten;
+  // The physical path, once known.
+  struct fd_str physical;
+} fd_conn_record;
+
+// A loaded module, as `module_info` describes it. Size-prefixed like [`ServerStats`]; the
+// strings are valid until the configuration is loaded again (a graceful restart).
+typedef struct fd_module_info {
+  uint32_t struct_size;
+  // The `HOOK_*` bits of the hooks the module's descriptor sets.
+  uint32_t hooks;
+  struct fd_str name;
+  struct fd_str version;
+  struct fd_str description;
+  // The size of the descriptor the module was built with (tells its ABI minor).
+  uint32_t descriptor_size;
+  uint32_t _reserved;
+} fd_module_info;
 
 // The services the server offers to modules, passed to `init`. Append-only like the
 // descriptor: check `struct_size` before calling a field added after the module's ABI minor
@@ -414,6 +573,41 @@ typedef struct fd_host_api {
   // Set the connection's scheme, "http" or "https", for its requests from the next one on.
   // Returns 0, or -1 for another scheme.
   int32_t (*connection_set_scheme)(fd_connection *con, struct fd_str scheme);
+  // Fill `out` (whose `struct_size` the caller set) with the server-wide figures, summed
+  // over every worker. Any thread; takes no lock a worker holds while serving. Returns 0,
+  // or -1 for a null `out` or a `struct_size` below 8.
+  int32_t (*server_stats)(struct fd_server_stats *out);
+  // Ask every worker to describe its connections (at most `max` records each; the counts
+  // per state always cover every connection). Each worker answers from its own loop, between
+  // two events, so no worker ever waits for another; when the last has answered,
+  // `done(module_data, ctx, list)` runs on the calling worker, from its loop (a request
+  // waiting for it returns WAIT_FOR_EVENT and is woken from `done`). A worker that stops
+  // first answers with nothing; if the calling worker stops first, `done` is not called.
+  // Worker thread only: returns 0, or -1.
+  int32_t (*connections_collect)(uint32_t module_id, uint32_t max, fd_collect_fn done, void *ctx);
+  // Record `i` of a collected list into `out` (whose `struct_size` the caller set). Returns
+  // 1, or 0 past the end.
+  int32_t (*conn_list_get)(const fd_conn_list *list, size_t i, struct fd_conn_record *out);
+  // How many connections of the list are in `state` (`CONN_STATE_*`), over every worker and
+  // whatever `max` was.
+  uint64_t (*conn_list_state_count)(const fd_conn_list *list, uint32_t state);
+  // The named counter `name` (lighttpd's plugin statistics, e.g.
+  // "fastcgi.backend.php.0.load"), created at 0 on first use; the same name always gives the
+  // same counter, also across graceful restarts (values are kept). The pointer is valid for
+  // the life of the process and must be accessed atomically (C11 `atomic_fetch_add` on an
+  // `_Atomic int64_t *`, or the `__atomic_*` builtins); workers share it. A name is 1 to 200
+  // printable ASCII characters without spaces or ':'; null otherwise. Any thread.
+  int64_t *(*stat_counter)(uint32_t module_id, struct fd_str name);
+  // Counter number `i`, in name order, among those asked for since the configuration was
+  // (re)loaded: its name (valid for the life of the process) and current value. Returns 1,
+  // or 0 past the end.
+  int32_t (*stat_counter_at)(size_t i, struct fd_str *name, int64_t *value);
+  // Describe loaded module number `module_id` (0, 1, ... in `server.modules` order) into
+  // `out` (whose `struct_size` the caller set). Returns 0, or -2 past the last module.
+  int32_t (*module_info)(uint32_t module_id, struct fd_module_info *out);
+  // The server's compile-time features as `featherd -V` lists them, one per line
+  // ("+ IPv6 support", "- TLS support"), static text.
+  struct fd_str (*server_features)(void);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 6;
+pub const ABI_MINOR: u32 = 7;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -118,6 +118,13 @@ pub struct fd_value {
     _private: [u8; 0],
 }
 
+/// Opaque: the connections of every worker as they were described for one
+/// `connections_collect` call. Valid only during the `fd_collect_fn` call that receives it.
+#[repr(C)]
+pub struct fd_conn_list {
+    _private: [u8; 0],
+}
+
 /// Log levels (as the `log` crate orders them).
 pub const LOG_ERROR: u32 = 1;
 pub const LOG_WARN: u32 = 2;
@@ -167,6 +174,11 @@ pub type fd_event_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut 
 /// returned, `ctx` what it passed at submission.
 pub type fd_blocking_fn = unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void);
 
+/// Called on the worker thread that asked for a connection snapshot, once every worker has
+/// described its connections (see `connections_collect`). `list` is valid for this call only.
+pub type fd_collect_fn =
+    unsafe extern "C" fn(module_data: *mut c_void, ctx: *mut c_void, list: *const fd_conn_list);
+
 /// What the host's stat found (see `request_file_info`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -186,6 +198,141 @@ pub struct FileInfo {
 pub const FILE_KIND_OTHER: u32 = 0;
 pub const FILE_KIND_REGULAR: u32 = 1;
 pub const FILE_KIND_DIRECTORY: u32 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Server-wide figures (ABI 1.7)
+
+/// Server-wide figures, summed over every worker (see `server_stats`). Size-prefixed and
+/// append-only like the tables: the caller sets `struct_size` to its own size and the host
+/// fills at most that many bytes (fields it does not know stay as the caller set them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerStats {
+    pub struct_size: u32,
+    /// Workers running now.
+    pub workers: u32,
+    /// When the server started, seconds since the epoch (a graceful restart keeps it).
+    pub start_time: i64,
+    /// The server's clock, seconds since the epoch.
+    pub now: i64,
+    /// Responses started since the server started (every request answered, errors included;
+    /// counted when the response head is built, so a client that has read a response sees it
+    /// counted).
+    pub requests: u64,
+    /// Bytes read from clients (request heads and bodies).
+    pub bytes_in: u64,
+    /// Bytes written to clients (response heads and bodies). Requests in progress are added
+    /// once a second and when they end.
+    pub bytes_out: u64,
+    /// Connections accepted since the server started.
+    pub connections: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// `server.max-connections` as it applies (0: no limit).
+    pub max_connections: u64,
+    /// The soft limit on open files (`RLIMIT_NOFILE`), 0 when unknown.
+    pub fd_limit: u64,
+    /// Graceful restarts (SIGUSR1) since the server started.
+    pub restarts: u64,
+}
+
+/// Connection states, as lighttpd names them (`connection_get_state`), for
+/// [`ConnRecord::state`] and `conn_list_state_count`. featherd uses `READ` (waiting for or
+/// reading a request head), `READ_POST` (reading a body before the handler runs),
+/// `HANDLE_REQUEST` (in the hook chain or suspended on a backend), `WRITE`, `CLOSE` (the
+/// response is out, the rest of the input is read and dropped) and `KEEP_ALIVE` (idle between
+/// requests); the others are there so that lighttpd's legend reads the same.
+pub const CONN_STATE_CONNECT: u32 = 0;
+pub const CONN_STATE_REQUEST_START: u32 = 1;
+pub const CONN_STATE_READ: u32 = 2;
+pub const CONN_STATE_REQUEST_END: u32 = 3;
+pub const CONN_STATE_READ_POST: u32 = 4;
+pub const CONN_STATE_HANDLE_REQUEST: u32 = 5;
+pub const CONN_STATE_RESPONSE_START: u32 = 6;
+pub const CONN_STATE_WRITE: u32 = 7;
+pub const CONN_STATE_RESPONSE_END: u32 = 8;
+pub const CONN_STATE_ERROR: u32 = 9;
+pub const CONN_STATE_CLOSE: u32 = 10;
+pub const CONN_STATE_KEEP_ALIVE: u32 = 11;
+/// Number of states (one past the last).
+pub const CONN_STATE_COUNT: u32 = 12;
+
+/// One connection of one worker (see `conn_list_get`). Size-prefixed like [`ServerStats`].
+/// The strings point into the list and are valid during the `fd_collect_fn` call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnRecord {
+    pub struct_size: u32,
+    /// One of the `CONN_STATE_*` values.
+    pub state: u32,
+    /// The worker that owns the connection.
+    pub worker: u32,
+    pub remote_port: u32,
+    /// Requests answered on this connection before the current one.
+    pub requests: u64,
+    /// Milliseconds since the current request began (idle connections: since their last
+    /// activity).
+    pub age_ms: u64,
+    /// Request bytes read for the current request (head and body).
+    pub bytes_in: u64,
+    /// The request body's declared length, or -1 (none, or chunked).
+    pub content_length: i64,
+    /// Response bytes written for the current request (head and body).
+    pub bytes_out: u64,
+    /// Response bytes produced so far: written plus queued.
+    pub bytes_total: u64,
+    /// Response status once decided, else 0.
+    pub status: u32,
+    pub _reserved: u32,
+    /// The client's address ("127.0.0.1", "::1", "unix:").
+    pub remote_addr: Str,
+    /// Empty while no request head has been read.
+    pub method: Str,
+    /// The request's host (Host header or absolute target), as the host services give it.
+    pub host: Str,
+    /// The target as the client sent it (raw, not decoded).
+    pub target: Str,
+    /// The target after a module rewrote it; empty when it was not rewritten.
+    pub target_rewritten: Str,
+    /// The physical path, once known.
+    pub physical: Str,
+}
+
+/// Hook bits of [`ModuleInfo::hooks`], in the order of the descriptor (the Rust SDK's
+/// `Hooks` uses the same bits).
+pub const HOOK_URI_RAW: u32 = 1 << 0;
+pub const HOOK_URI_CLEAN: u32 = 1 << 1;
+pub const HOOK_DOCROOT: u32 = 1 << 2;
+pub const HOOK_PHYSICAL: u32 = 1 << 3;
+pub const HOOK_SUBREQUEST_START: u32 = 1 << 4;
+pub const HOOK_SUBREQUEST: u32 = 1 << 5;
+pub const HOOK_RESPONSE_START: u32 = 1 << 6;
+pub const HOOK_REQUEST_DONE: u32 = 1 << 7;
+pub const HOOK_REQUEST_RESET: u32 = 1 << 8;
+pub const HOOK_CONNECTION_ACCEPT: u32 = 1 << 9;
+pub const HOOK_CONNECTION_SHUT_WR: u32 = 1 << 10;
+pub const HOOK_CONNECTION_CLOSE: u32 = 1 << 11;
+pub const HOOK_TRIGGER: u32 = 1 << 12;
+pub const HOOK_SIGHUP: u32 = 1 << 13;
+pub const HOOK_WAITPID: u32 = 1 << 14;
+pub const HOOK_WORKER_INIT: u32 = 1 << 15;
+pub const HOOK_CONNECTION_PREFACE: u32 = 1 << 16;
+
+/// A loaded module, as `module_info` describes it. Size-prefixed like [`ServerStats`]; the
+/// strings are valid until the configuration is loaded again (a graceful restart).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleInfo {
+    pub struct_size: u32,
+    /// The `HOOK_*` bits of the hooks the module's descriptor sets.
+    pub hooks: u32,
+    pub name: Str,
+    pub version: Str,
+    pub description: Str,
+    /// The size of the descriptor the module was built with (tells its ABI minor).
+    pub descriptor_size: u32,
+    pub _reserved: u32,
+}
 
 // ---------------------------------------------------------------------------------------------
 // The module descriptor
@@ -606,6 +753,44 @@ pub struct HostApi {
     /// Set the connection's scheme, "http" or "https", for its requests from the next one on.
     /// Returns 0, or -1 for another scheme.
     pub connection_set_scheme: unsafe extern "C" fn(con: *mut fd_connection, scheme: Str) -> i32,
+
+    // ---- ABI 1.7 ----
+    /// Fill `out` (whose `struct_size` the caller set) with the server-wide figures, summed
+    /// over every worker. Any thread; takes no lock a worker holds while serving. Returns 0,
+    /// or -1 for a null `out` or a `struct_size` below 8.
+    pub server_stats: unsafe extern "C" fn(out: *mut ServerStats) -> i32,
+    /// Ask every worker to describe its connections (at most `max` records each; the counts
+    /// per state always cover every connection). Each worker answers from its own loop, between
+    /// two events, so no worker ever waits for another; when the last has answered,
+    /// `done(module_data, ctx, list)` runs on the calling worker, from its loop (a request
+    /// waiting for it returns WAIT_FOR_EVENT and is woken from `done`). A worker that stops
+    /// first answers with nothing; if the calling worker stops first, `done` is not called.
+    /// Worker thread only: returns 0, or -1.
+    pub connections_collect:
+        unsafe extern "C" fn(module_id: u32, max: u32, done: fd_collect_fn, ctx: *mut c_void) -> i32,
+    /// Record `i` of a collected list into `out` (whose `struct_size` the caller set). Returns
+    /// 1, or 0 past the end.
+    pub conn_list_get: unsafe extern "C" fn(list: *const fd_conn_list, i: usize, out: *mut ConnRecord) -> i32,
+    /// How many connections of the list are in `state` (`CONN_STATE_*`), over every worker and
+    /// whatever `max` was.
+    pub conn_list_state_count: unsafe extern "C" fn(list: *const fd_conn_list, state: u32) -> u64,
+    /// The named counter `name` (lighttpd's plugin statistics, e.g.
+    /// "fastcgi.backend.php.0.load"), created at 0 on first use; the same name always gives the
+    /// same counter, also across graceful restarts (values are kept). The pointer is valid for
+    /// the life of the process and must be accessed atomically (C11 `atomic_fetch_add` on an
+    /// `_Atomic int64_t *`, or the `__atomic_*` builtins); workers share it. A name is 1 to 200
+    /// printable ASCII characters without spaces or ':'; null otherwise. Any thread.
+    pub stat_counter: unsafe extern "C" fn(module_id: u32, name: Str) -> *mut i64,
+    /// Counter number `i`, in name order, among those asked for since the configuration was
+    /// (re)loaded: its name (valid for the life of the process) and current value. Returns 1,
+    /// or 0 past the end.
+    pub stat_counter_at: unsafe extern "C" fn(i: usize, name: *mut Str, value: *mut i64) -> i32,
+    /// Describe loaded module number `module_id` (0, 1, ... in `server.modules` order) into
+    /// `out` (whose `struct_size` the caller set). Returns 0, or -2 past the last module.
+    pub module_info: unsafe extern "C" fn(module_id: u32, out: *mut ModuleInfo) -> i32,
+    /// The server's compile-time features as `featherd -V` lists them, one per line
+    /// ("+ IPv6 support", "- TLS support"), static text.
+    pub server_features: unsafe extern "C" fn() -> Str,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

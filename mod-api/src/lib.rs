@@ -119,25 +119,51 @@ pub struct Hooks(pub u32);
 
 impl Hooks {
     pub const NONE: Hooks = Hooks(0);
-    pub const URI_RAW: Hooks = Hooks(1 << 0);
-    pub const URI_CLEAN: Hooks = Hooks(1 << 1);
-    pub const DOCROOT: Hooks = Hooks(1 << 2);
-    pub const PHYSICAL: Hooks = Hooks(1 << 3);
-    pub const SUBREQUEST_START: Hooks = Hooks(1 << 4);
-    pub const SUBREQUEST: Hooks = Hooks(1 << 5);
-    pub const RESPONSE_START: Hooks = Hooks(1 << 6);
-    pub const REQUEST_DONE: Hooks = Hooks(1 << 7);
-    pub const REQUEST_RESET: Hooks = Hooks(1 << 8);
-    pub const CONNECTION_ACCEPT: Hooks = Hooks(1 << 9);
-    pub const CONNECTION_SHUT_WR: Hooks = Hooks(1 << 10);
-    pub const CONNECTION_CLOSE: Hooks = Hooks(1 << 11);
-    pub const TRIGGER: Hooks = Hooks(1 << 12);
-    pub const SIGHUP: Hooks = Hooks(1 << 13);
-    pub const WAITPID: Hooks = Hooks(1 << 14);
-    pub const WORKER_INIT: Hooks = Hooks(1 << 15);
+    pub const URI_RAW: Hooks = Hooks(HOOK_URI_RAW);
+    pub const URI_CLEAN: Hooks = Hooks(HOOK_URI_CLEAN);
+    pub const DOCROOT: Hooks = Hooks(HOOK_DOCROOT);
+    pub const PHYSICAL: Hooks = Hooks(HOOK_PHYSICAL);
+    pub const SUBREQUEST_START: Hooks = Hooks(HOOK_SUBREQUEST_START);
+    pub const SUBREQUEST: Hooks = Hooks(HOOK_SUBREQUEST);
+    pub const RESPONSE_START: Hooks = Hooks(HOOK_RESPONSE_START);
+    pub const REQUEST_DONE: Hooks = Hooks(HOOK_REQUEST_DONE);
+    pub const REQUEST_RESET: Hooks = Hooks(HOOK_REQUEST_RESET);
+    pub const CONNECTION_ACCEPT: Hooks = Hooks(HOOK_CONNECTION_ACCEPT);
+    pub const CONNECTION_SHUT_WR: Hooks = Hooks(HOOK_CONNECTION_SHUT_WR);
+    pub const CONNECTION_CLOSE: Hooks = Hooks(HOOK_CONNECTION_CLOSE);
+    pub const TRIGGER: Hooks = Hooks(HOOK_TRIGGER);
+    pub const SIGHUP: Hooks = Hooks(HOOK_SIGHUP);
+    pub const WAITPID: Hooks = Hooks(HOOK_WAITPID);
+    pub const WORKER_INIT: Hooks = Hooks(HOOK_WORKER_INIT);
     /// [`Module::connection_preface`] (ABI 1.6), for connections whose preface the module
     /// claimed with [`Connection::claim_preface`].
-    pub const CONNECTION_PREFACE: Hooks = Hooks(1 << 16);
+    pub const CONNECTION_PREFACE: Hooks = Hooks(HOOK_CONNECTION_PREFACE);
+
+    /// Every hook with its name, in the order the descriptor lists them.
+    pub const ALL: [(Hooks, &'static str); 17] = [
+        (Hooks::URI_RAW, "uri_raw"),
+        (Hooks::URI_CLEAN, "uri_clean"),
+        (Hooks::DOCROOT, "docroot"),
+        (Hooks::PHYSICAL, "physical"),
+        (Hooks::SUBREQUEST_START, "subrequest_start"),
+        (Hooks::SUBREQUEST, "subrequest"),
+        (Hooks::RESPONSE_START, "response_start"),
+        (Hooks::REQUEST_DONE, "request_done"),
+        (Hooks::REQUEST_RESET, "request_reset"),
+        (Hooks::CONNECTION_ACCEPT, "connection_accept"),
+        (Hooks::CONNECTION_SHUT_WR, "connection_shut_wr"),
+        (Hooks::CONNECTION_CLOSE, "connection_close"),
+        (Hooks::TRIGGER, "trigger"),
+        (Hooks::SIGHUP, "sighup"),
+        (Hooks::WAITPID, "waitpid"),
+        (Hooks::WORKER_INIT, "worker_init"),
+        (Hooks::CONNECTION_PREFACE, "connection_preface"),
+    ];
+
+    /// The names of the hooks in `self` ("uri_clean", "request_done", ...).
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Hooks::ALL.into_iter().filter(move |(h, _)| self.has(*h)).map(|(_, n)| n)
+    }
 
     pub const fn union(self, other: Hooks) -> Hooks {
         Hooks(self.0 | other.0)
@@ -292,6 +318,14 @@ fn found_str<'a>(f: impl FnOnce(*mut i32) -> Str) -> Option<&'a [u8]> {
 pub fn server_version() -> String {
     // SAFETY: static host string.
     String::from_utf8_lossy(unsafe { host().server_version.as_bytes() }).into_owned()
+}
+
+/// The ABI minor the server speaks (None before `init`).
+pub fn host_abi_minor() -> Option<u32> {
+    if HOST.load(Ordering::Acquire).is_null() {
+        return None;
+    }
+    Some(host().abi_minor)
 }
 
 /// Index of the current worker thread (None on the main thread).
@@ -1365,6 +1399,282 @@ pub fn blocking<T: Send + 'static>(
         return Err(std::io::Error::other("blocking job refused (not on a worker thread?)"));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-wide figures, connection snapshots, named counters, modules (ABI 1.7)
+
+pub use abi::{
+    ServerStats, CONN_STATE_CLOSE, CONN_STATE_CONNECT, CONN_STATE_COUNT, CONN_STATE_ERROR,
+    CONN_STATE_HANDLE_REQUEST, CONN_STATE_KEEP_ALIVE, CONN_STATE_READ, CONN_STATE_READ_POST,
+    CONN_STATE_REQUEST_END, CONN_STATE_REQUEST_START, CONN_STATE_RESPONSE_END, CONN_STATE_RESPONSE_START,
+    CONN_STATE_WRITE,
+};
+
+/// Whether the host table has `field` (appended after ABI 1.0).
+macro_rules! host_has_field {
+    ($field:ident) => {
+        host_has(core::mem::offset_of!(HostApi, $field) + core::mem::size_of::<usize>())
+    };
+}
+
+/// The server-wide figures, summed over every worker: requests, traffic, connections, uptime.
+/// None on a server older than ABI 1.7 (or before `init`).
+pub fn server_stats() -> Option<ServerStats> {
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(server_stats) {
+        return None;
+    }
+    let mut s = ServerStats { struct_size: core::mem::size_of::<ServerStats>() as u32, ..Default::default() };
+    // SAFETY: the field exists (checked above); s is a writable ServerStats of the size it says.
+    (unsafe { (host().server_stats)(&mut s) } == 0).then_some(s)
+}
+
+/// One connection of one worker, as [`collect_connections`] reports it (owned copies).
+#[derive(Clone, Debug, Default)]
+pub struct ConnSnapshot {
+    /// One of the `CONN_STATE_*` values.
+    pub state: u32,
+    pub worker: u32,
+    pub remote_addr: String,
+    pub remote_port: u16,
+    /// Requests answered on the connection before the current one.
+    pub requests: u64,
+    /// Milliseconds since the current request began (idle: since the last activity).
+    pub age_ms: u64,
+    /// Request bytes read (head and body) and the body's declared length.
+    pub bytes_in: u64,
+    pub content_length: Option<u64>,
+    /// Response bytes written, and produced so far (written + queued).
+    pub bytes_out: u64,
+    pub bytes_total: u64,
+    /// The response status once decided, else 0.
+    pub status: u16,
+    pub method: Vec<u8>,
+    pub host: Vec<u8>,
+    /// The target as the client sent it.
+    pub target: Vec<u8>,
+    /// The target after a rewrite (empty when not rewritten).
+    pub target_rewritten: Vec<u8>,
+    pub physical: Vec<u8>,
+}
+
+/// Every worker's connections at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct ConnList {
+    /// At most the `max` asked for per worker.
+    pub conns: Vec<ConnSnapshot>,
+    /// Connections per `CONN_STATE_*` over every worker (all of them, whatever `max` was).
+    pub counts: [u64; CONN_STATE_COUNT as usize],
+}
+
+type CollectDone = Box<dyn FnOnce(ConnList)>;
+
+thread_local! {
+    static COLLECT_DONE: RefCell<std::collections::HashMap<u64, CollectDone>> = RefCell::new(Default::default());
+    static NEXT_COLLECT: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+unsafe extern "C" fn collect_trampoline(_data: *mut c_void, ctx: *mut c_void, list: *const fd_conn_list) {
+    let token = ctx as usize as u64;
+    let Some(f) = COLLECT_DONE.with(|d| d.borrow_mut().remove(&token)) else { return };
+    let h = host();
+    let mut out = ConnList::default();
+    for (state, n) in out.counts.iter_mut().enumerate() {
+        // SAFETY: list is the live list of this callback (ABI rule).
+        *n = unsafe { (h.conn_list_state_count)(list, state as u32) };
+    }
+    let mut i = 0;
+    loop {
+        let mut r = ConnRecord {
+            struct_size: core::mem::size_of::<ConnRecord>() as u32,
+            state: 0,
+            worker: 0,
+            remote_port: 0,
+            requests: 0,
+            age_ms: 0,
+            bytes_in: 0,
+            content_length: -1,
+            bytes_out: 0,
+            bytes_total: 0,
+            status: 0,
+            _reserved: 0,
+            remote_addr: Str::EMPTY,
+            method: Str::EMPTY,
+            host: Str::EMPTY,
+            target: Str::EMPTY,
+            target_rewritten: Str::EMPTY,
+            physical: Str::EMPTY,
+        };
+        // SAFETY: as above; r is a writable ConnRecord of the size it says.
+        if unsafe { (h.conn_list_get)(list, i, &mut r) } == 0 {
+            break;
+        }
+        i += 1;
+        // SAFETY: the record's strings are valid during this callback (ABI rule).
+        let b = |s: Str| unsafe { s.as_bytes() }.to_vec();
+        out.conns.push(ConnSnapshot {
+            state: r.state,
+            worker: r.worker,
+            remote_addr: String::from_utf8_lossy(&b(r.remote_addr)).into_owned(),
+            remote_port: r.remote_port as u16,
+            requests: r.requests,
+            age_ms: r.age_ms,
+            bytes_in: r.bytes_in,
+            content_length: u64::try_from(r.content_length).ok(),
+            bytes_out: r.bytes_out,
+            bytes_total: r.bytes_total,
+            status: r.status as u16,
+            method: b(r.method),
+            host: b(r.host),
+            target: b(r.target),
+            target_rewritten: b(r.target_rewritten),
+            physical: b(r.physical),
+        });
+    }
+    if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(out))) {
+        log_raw(LOG_ERROR, &format!("panic in connection snapshot callback: {}", panic_message(&e)));
+    }
+}
+
+/// Ask every worker to describe its connections (at most `max` each); `done` runs later on
+/// this worker thread, from its loop, with all of them. A request waiting for it returns
+/// [`Handler::WaitForEvent`] and is woken from `done` ([`RequestId::wake`]). Workers answer
+/// between two events of their own, so this never blocks one worker on another. Call on a
+/// worker thread; fails on the main thread and on a server older than ABI 1.7. If this worker
+/// stops before every worker answered, `done` is not called.
+pub fn collect_connections(max: u32, done: impl FnOnce(ConnList) + 'static) -> std::io::Result<()> {
+    if !host_has_field!(connections_collect) {
+        return Err(std::io::Error::other("the server cannot list connections (older than ABI 1.7)"));
+    }
+    let token = NEXT_COLLECT.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
+    COLLECT_DONE.with(|d| d.borrow_mut().insert(token, Box::new(done)));
+    // SAFETY: host call (field checked above); the token is a plain integer in the pointer.
+    let r = unsafe {
+        (host().connections_collect)(module_id(), max, collect_trampoline, token as usize as *mut c_void)
+    };
+    if r != 0 {
+        COLLECT_DONE.with(|d| d.borrow_mut().remove(&token));
+        return Err(std::io::Error::other("connection snapshot refused (not on a worker thread?)"));
+    }
+    Ok(())
+}
+
+/// A named counter shared by every worker (lighttpd's plugin statistics), listed by status
+/// pages (mod_status's `status.statistics-url`). Cheap to update: one relaxed atomic
+/// operation. Keep it (it is valid for the life of the process) rather than asking by name
+/// per request.
+#[derive(Clone, Copy, Debug)]
+pub struct Counter(&'static core::sync::atomic::AtomicI64);
+
+impl Counter {
+    pub fn add(self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn sub(self, n: i64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+    pub fn set(self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The counter named `name` ("fastcgi.backend.php.0.load"; 1 to 200 printable ASCII
+/// characters, no spaces or ':'), created at 0; the same name gives the same counter, across
+/// graceful restarts too. None for a bad name, before `init`, or on a server older than ABI
+/// 1.7. Any thread.
+pub fn stat_counter(name: &str) -> Option<Counter> {
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(stat_counter) {
+        return None;
+    }
+    // SAFETY: the field exists (checked above); borrowed input.
+    let p = unsafe { (host().stat_counter)(module_id(), s(name.as_bytes())) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the host hands out a pointer to an aligned AtomicI64 it never frees, to be used
+    // atomically only (ABI rule for stat_counter).
+    Some(Counter(unsafe { core::sync::atomic::AtomicI64::from_ptr(p) }))
+}
+
+/// Every named counter the current configuration publishes, in name order. Empty on a server
+/// older than ABI 1.7.
+pub fn stat_counters() -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(stat_counter_at) {
+        return out;
+    }
+    for i in 0.. {
+        let (mut name, mut value) = (Str::EMPTY, 0i64);
+        // SAFETY: the field exists (checked above); name and value are writable.
+        if unsafe { (host().stat_counter_at)(i, &mut name, &mut value) } == 0 {
+            break;
+        }
+        // SAFETY: counter names live as long as the process.
+        out.push((String::from_utf8_lossy(unsafe { name.as_bytes() }).into_owned(), value));
+    }
+    out
+}
+
+/// A loaded module, as [`modules`] lists it.
+#[derive(Clone, Debug)]
+pub struct LoadedModule {
+    pub id: u32,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub hooks: Hooks,
+    /// The size of the descriptor it was built with (its ABI minor, in effect).
+    pub descriptor_size: u32,
+}
+
+/// The loaded modules in `server.modules` order. Empty on a server older than ABI 1.7.
+pub fn modules() -> Vec<LoadedModule> {
+    let mut out = Vec::new();
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(module_info) {
+        return out;
+    }
+    for id in 0.. {
+        let mut m = ModuleInfo {
+            struct_size: core::mem::size_of::<ModuleInfo>() as u32,
+            hooks: 0,
+            name: Str::EMPTY,
+            version: Str::EMPTY,
+            description: Str::EMPTY,
+            descriptor_size: 0,
+            _reserved: 0,
+        };
+        // SAFETY: the field exists (checked above); m is a writable ModuleInfo of its size.
+        if unsafe { (host().module_info)(id, &mut m) } != 0 {
+            break;
+        }
+        // SAFETY: module strings stay valid until the configuration is loaded again.
+        let t = |s: Str| String::from_utf8_lossy(unsafe { s.as_bytes() }).into_owned();
+        out.push(LoadedModule {
+            id,
+            name: t(m.name),
+            version: t(m.version),
+            description: t(m.description),
+            hooks: Hooks(m.hooks),
+            descriptor_size: m.descriptor_size,
+        });
+    }
+    out
+}
+
+/// The server's compile-time features ("+ IPv6 support", "- TLS support", one per line), as
+/// `featherd -V` lists them. None on a server older than ABI 1.7.
+pub fn server_features() -> Option<String> {
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(server_features) {
+        return None;
+    }
+    // SAFETY: the field exists (checked above); static host text.
+    Some(String::from_utf8_lossy(unsafe { (host().server_features)().as_bytes() }).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -194,6 +194,14 @@ static fd_result_t hello_uri_clean(void *module_data, fd_request *req) {
         (void)host->module_description(my_id);
     }
     host->log(my_id, FEATHERD_LOG_DEBUG, text);
+    if (FEATHERD_HOST_HAS(host, stat_counter)) {
+        static const char name[] = "hello.requests";
+        fd_str n = { (const uint8_t *)name, sizeof name - 1 };
+        int64_t *hits = host->stat_counter(my_id, n);
+        if (hits) {
+            __atomic_fetch_add(hits, 1, __ATOMIC_RELAXED);
+        }
+    }
     return FEATHERD_HANDLER_FINISHED;
 }
 

@@ -113,6 +113,14 @@ pub static HOST_API: HostApi = HostApi {
     connection_claim_preface,
     connection_set_remote_addr,
     connection_set_scheme,
+    server_stats,
+    connections_collect,
+    conn_list_get,
+    conn_list_state_count,
+    stat_counter,
+    stat_counter_at,
+    module_info: host_module_info,
+    server_features,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -979,4 +987,146 @@ unsafe extern "C" fn connection_set_scheme(c: *mut fd_connection, scheme: Str) -
         c.peer = std::sync::Arc::new(p);
     }
     0
+}
+
+// ---- ABI 1.7
+
+/// Copy the first `want` bytes of `v` (a size-prefixed struct) to `out`, keeping the caller's
+/// `struct_size`: a module built against an older ABI gets the fields it knows.
+///
+/// # Safety
+/// `out` must be writable for `want` bytes.
+unsafe fn fill_sized<T: Copy>(out: *mut T, v: &T, want: usize) {
+    let n = want.min(std::mem::size_of::<T>());
+    // SAFETY: out is writable for `want` >= n bytes (caller), v is a live T of size >= n.
+    unsafe { std::ptr::copy_nonoverlapping(v as *const T as *const u8, out as *mut u8, n) };
+}
+
+/// The `struct_size` a caller set in a size-prefixed struct, or None when too small.
+///
+/// # Safety
+/// `out` must be null or point to at least a u32.
+unsafe fn caller_size<T>(out: *mut T) -> Option<usize> {
+    if out.is_null() {
+        return None;
+    }
+    // SAFETY: every size-prefixed struct starts with its u32 struct_size (caller's promise).
+    let n = unsafe { *(out as *const u32) } as usize;
+    (n >= 8).then_some(n)
+}
+
+unsafe extern "C" fn server_stats(out: *mut ServerStats) -> i32 {
+    // SAFETY: ABI rule: out points to a ServerStats prefix of the size it declares.
+    let Some(want) = (unsafe { caller_size(out) }) else { return -1 };
+    let mut s = crate::stats::server_stats();
+    s.struct_size = want as u32;
+    // SAFETY: as above.
+    unsafe { fill_sized(out, &s, want) };
+    0
+}
+
+unsafe extern "C" fn connections_collect(
+    module_id: u32,
+    max: u32,
+    done: fd_collect_fn,
+    ctx: *mut c_void,
+) -> i32 {
+    let Some(m) = module_info(module_id) else { return -1 };
+    worker::connections_collect(m.data, max, done, ctx)
+}
+
+/// # Safety
+/// `list` must be the pointer handed to an `fd_collect_fn`, during that call.
+unsafe fn conn_list<'a>(list: *const fd_conn_list) -> Option<&'a crate::stats::Answers> {
+    // SAFETY: the list handle is an Arc<Collection> kept alive by the completion that runs
+    // the callback (see worker::connections_collect).
+    unsafe { (list as *const crate::stats::Collection).as_ref() }?.finished()
+}
+
+unsafe extern "C" fn conn_list_get(list: *const fd_conn_list, i: usize, out: *mut ConnRecord) -> i32 {
+    // SAFETY: ABI rule on list.
+    let Some(a) = (unsafe { conn_list(list) }) else { return 0 };
+    let Some(r) = a.records.get(i) else { return 0 };
+    // SAFETY: ABI rule: out points to a ConnRecord prefix of the size it declares.
+    let Some(want) = (unsafe { caller_size(out) }) else { return 0 };
+    let rec = ConnRecord {
+        struct_size: want as u32,
+        state: r.state,
+        worker: r.worker,
+        remote_port: r.remote_port,
+        requests: r.requests,
+        age_ms: r.age_ms,
+        bytes_in: r.bytes_in,
+        content_length: r.content_length,
+        bytes_out: r.bytes_out,
+        bytes_total: r.bytes_total,
+        status: r.status,
+        _reserved: 0,
+        remote_addr: sv(r.remote_addr.as_bytes()),
+        method: sv(&r.method),
+        host: sv(&r.host),
+        target: sv(&r.target),
+        target_rewritten: sv(&r.target_rewritten),
+        physical: sv(&r.physical),
+    };
+    // SAFETY: as above.
+    unsafe { fill_sized(out, &rec, want) };
+    1
+}
+
+unsafe extern "C" fn conn_list_state_count(list: *const fd_conn_list, state: u32) -> u64 {
+    // SAFETY: ABI rule on list.
+    unsafe { conn_list(list) }.and_then(|a| a.counts.get(state as usize).copied()).unwrap_or(0)
+}
+
+unsafe extern "C" fn stat_counter(module_id: u32, name: Str) -> *mut i64 {
+    if module_info(module_id).is_none() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: ABI rule on name.
+    match crate::stats::counter(unsafe { bytes(name) }) {
+        Some(c) => c.as_ptr(),
+        None => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn stat_counter_at(i: usize, name: *mut Str, value: *mut i64) -> i32 {
+    let Some((n, v)) = crate::stats::counter_at(i) else { return 0 };
+    if !name.is_null() {
+        // SAFETY: the caller passes a writable Str or null.
+        unsafe { *name = sv(n) };
+    }
+    if !value.is_null() {
+        // SAFETY: the caller passes a writable i64 or null.
+        unsafe { *value = v };
+    }
+    1
+}
+
+unsafe extern "C" fn host_module_info(module_id: u32, out: *mut ModuleInfo) -> i32 {
+    // SAFETY: ABI rule: out points to a ModuleInfo prefix of the size it declares.
+    let Some(want) = (unsafe { caller_size(out) }) else { return -1 };
+    // The registry keeps the strings in Arc<str>s until the next configuration load.
+    let Ok(reg) = super::REGISTRY.read() else { return -1 };
+    let Some(m) = reg.get(module_id as usize) else { return -2 };
+    let info = ModuleInfo {
+        struct_size: want as u32,
+        hooks: m.hooks,
+        name: sv(m.name.as_bytes()),
+        version: sv(m.version.as_bytes()),
+        description: sv(m.description.as_bytes()),
+        descriptor_size: m.descriptor_size,
+        _reserved: 0,
+    };
+    // SAFETY: as above.
+    unsafe { fill_sized(out, &info, want) };
+    0
+}
+
+unsafe extern "C" fn server_features() -> Str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let t = TEXT.get_or_init(|| {
+        crate::server::FEATURES.iter().map(|(sign, name)| format!("{sign} {name}\n")).collect()
+    });
+    sv(t.as_bytes())
 }

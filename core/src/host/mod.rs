@@ -53,6 +53,38 @@ pub struct ModInfo {
     pub name: Arc<str>,
     pub description: Arc<str>,
     pub data: DataPtr,
+    pub version: Arc<str>,
+    /// `HOOK_*` bits of the hooks the descriptor sets.
+    pub hooks: u32,
+    pub descriptor_size: u32,
+}
+
+/// The `HOOK_*` bits of the hooks a descriptor sets.
+pub fn hook_bits(d: &ModuleDescriptor) -> u32 {
+    let mut bits = 0;
+    let mut add = |set: bool, bit: u32| {
+        if set {
+            bits |= bit;
+        }
+    };
+    add(d.uri_raw.is_some(), HOOK_URI_RAW);
+    add(d.uri_clean.is_some(), HOOK_URI_CLEAN);
+    add(d.docroot.is_some(), HOOK_DOCROOT);
+    add(d.physical.is_some(), HOOK_PHYSICAL);
+    add(d.subrequest_start.is_some(), HOOK_SUBREQUEST_START);
+    add(d.subrequest.is_some(), HOOK_SUBREQUEST);
+    add(d.response_start.is_some(), HOOK_RESPONSE_START);
+    add(d.request_done.is_some(), HOOK_REQUEST_DONE);
+    add(d.request_reset.is_some(), HOOK_REQUEST_RESET);
+    add(d.connection_accept.is_some(), HOOK_CONNECTION_ACCEPT);
+    add(d.connection_shut_wr.is_some(), HOOK_CONNECTION_SHUT_WR);
+    add(d.connection_close.is_some(), HOOK_CONNECTION_CLOSE);
+    add(d.trigger.is_some(), HOOK_TRIGGER);
+    add(d.sighup.is_some(), HOOK_SIGHUP);
+    add(d.waitpid.is_some(), HOOK_WAITPID);
+    add(d.worker_init.is_some(), HOOK_WORKER_INIT);
+    add(d.connection_preface.is_some(), HOOK_CONNECTION_PREFACE);
+    bits
 }
 
 /// Module id → info, for `log`, `fd_register`, `timer_add`.
@@ -486,11 +518,16 @@ pub fn init(loaded: &mut Loaded) -> Result<(), String> {
         if let Ok(mut s) = SERVICES.write() {
             s.clear();
         }
+        // Named counters the new configuration does not ask for again are no longer listed.
+        crate::stats::new_configuration();
         for m in &loaded.modules {
             reg.push(ModInfo {
                 name: Arc::from(m.name.as_str()),
                 description: Arc::from(m.description.as_str()),
                 data: DataPtr(std::ptr::null_mut()),
+                version: Arc::from(m.version.as_str()),
+                hooks: hook_bits(&m.desc),
+                descriptor_size: m.abi_minor_size,
             });
         }
     }

@@ -344,6 +344,9 @@ impl<P: Protocol> Exchange<P> {
             self.write_interest = !connected_now;
             self.connected = connected_now;
             self.lease = Some(host.lease());
+            if connected_now {
+                host.connected();
+            }
             self.last_progress = Instant::now();
             return Ok(());
         }
@@ -357,7 +360,7 @@ impl<P: Protocol> Exchange<P> {
             self.mount.key,
             host.config.disable_time.max(1)
         );
-        host.disable();
+        host.connect_failed(e);
         self.close();
         self.lease = None;
     }
@@ -441,6 +444,9 @@ impl<P: Protocol> Exchange<P> {
             match hosts::connect_finished(sock) {
                 Ok(()) => {
                     self.connected = true;
+                    if let Some(l) = &self.lease {
+                        l.host().connected();
+                    }
                     self.last_progress = Instant::now();
                     break;
                 }

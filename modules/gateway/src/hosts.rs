@@ -14,9 +14,11 @@
 //! * [`Host::disable`] takes a host out for its `disable-time` after a failed connect.
 //! * [`connect`] / [`connect_finished`]: a non-blocking connect to a TCP or unix address.
 //!
-//! Counters are atomics in `Arc<Host>`, so every worker thread sees the same load.
+//! Counters are atomics in `Arc<Host>`, so every worker thread sees the same load. With a
+//! [`ParseOptions::stats`] prefix, hosts also publish lighttpd's backend statistics as named
+//! counters (see [`HostCounters`]), which mod_status lists at `status.statistics-url`.
 
-use featherd_mod_api::Value;
+use featherd_mod_api::{Counter, Value};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::collections::HashMap;
 use std::io;
@@ -94,6 +96,55 @@ pub struct Host {
     requests: AtomicU64,
     /// Milliseconds since [`epoch`] until which the host is out (0 = up).
     disabled_until: AtomicU64,
+    /// The named counters it publishes (None without a statistics prefix, or on a server
+    /// without named counters).
+    counters: Option<HostCounters>,
+}
+
+/// lighttpd's backend statistics for one host, under `PREFIX.backend.ID.` where PREFIX is
+/// the module's ("fastcgi", "scgi", "proxy") and ID the host's label. featherd's `max-procs`
+/// children share one socket, so each host has one "process", number 0:
+///
+/// * `ID.0.connected`: connections to the backend established (one per request sent);
+/// * `ID.0.died` / `ID.0.overloaded`: connects that failed (refused, unreachable, timed out)
+///   / that failed with EAGAIN (a full unix-socket backlog);
+/// * `ID.0.disabled`: times the host was taken out for its `disable-time`;
+/// * `ID.0.load` and `ID.load`: requests in flight on the host now;
+/// * `PREFIX.active-requests`: requests in flight on all the module's hosts;
+/// * `PREFIX.requests`: requests sent to a backend since start (once connected).
+///
+/// Each is one relaxed atomic operation where it changes.
+#[derive(Debug)]
+pub struct HostCounters {
+    connected: Counter,
+    died: Counter,
+    overloaded: Counter,
+    disabled: Counter,
+    proc_load: Counter,
+    load: Counter,
+    active_requests: Counter,
+    requests: Counter,
+}
+
+impl HostCounters {
+    /// Register the counters of host `label` under `prefix`; None when the server has no
+    /// named counters (older than ABI 1.7, or no server at all: unit tests).
+    fn new(prefix: &str, label: &str) -> Option<HostCounters> {
+        // A counter name is printable ASCII without spaces or ':'.
+        let id: String =
+            label.chars().map(|c| if c.is_ascii_graphic() && c != ':' { c } else { '_' }).collect();
+        let c = |tail: &str| featherd_mod_api::stat_counter(&format!("{prefix}.backend.{id}.{tail}"));
+        Some(HostCounters {
+            connected: c("0.connected")?,
+            died: c("0.died")?,
+            overloaded: c("0.overloaded")?,
+            disabled: c("0.disabled")?,
+            proc_load: c("0.load")?,
+            load: c("load")?,
+            active_requests: featherd_mod_api::stat_counter(&format!("{prefix}.active-requests"))?,
+            requests: featherd_mod_api::stat_counter(&format!("{prefix}.requests"))?,
+        })
+    }
 }
 
 fn epoch() -> Instant {
@@ -123,6 +174,28 @@ impl Host {
     pub fn disable(&self) {
         let ms = u64::from(self.config.disable_time.max(1)) * 1000;
         self.disabled_until.store(now_ms() + ms, Ordering::Relaxed);
+        if let Some(c) = &self.counters {
+            c.disabled.add(1);
+        }
+    }
+    /// A connect to the host failed with `e`: counted (`died`, or `overloaded` for EAGAIN),
+    /// and the host is taken out for its `disable-time`.
+    pub fn connect_failed(&self, e: &io::Error) {
+        if let Some(c) = &self.counters {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                c.overloaded.add(1);
+            } else {
+                c.died.add(1);
+            }
+        }
+        self.disable();
+    }
+    /// A connection to the host is established (for its `connected` counter).
+    pub fn connected(&self) {
+        if let Some(c) = &self.counters {
+            c.connected.add(1);
+            c.requests.add(1);
+        }
     }
     /// Put the host back at once (e.g. its process was respawned).
     pub fn enable(&self) {
@@ -132,6 +205,11 @@ impl Host {
     pub fn lease(self: &Arc<Self>) -> Lease {
         self.active.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = &self.counters {
+            c.proc_load.add(1);
+            c.load.add(1);
+            c.active_requests.add(1);
+        }
         Lease(self.clone())
     }
 }
@@ -149,6 +227,11 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = &self.0.counters {
+            c.proc_load.sub(1);
+            c.load.sub(1);
+            c.active_requests.sub(1);
+        }
     }
 }
 
@@ -283,6 +366,9 @@ pub struct ParseOptions {
     pub extra: &'static [&'static str],
     /// Whether a host may have no address (mod_proxy always needs one; so does FastCGI).
     pub require_addr: bool,
+    /// The prefix of the named counters the hosts publish ("fastcgi", "scgi", "proxy"; see
+    /// [`HostCounters`]); "" publishes none.
+    pub stats: &'static str,
 }
 
 /// Parsed values are cached per (config block, key) so that a request-time merge of sibling
@@ -336,12 +422,15 @@ pub fn parse_server(key: &str, v: &Value, opts: &ParseOptions) -> Result<Arc<Mou
             .into_iter()
             .enumerate()
             .map(|(index, config)| {
+                let counters =
+                    if opts.stats.is_empty() { None } else { HostCounters::new(opts.stats, &config.name) };
                 Arc::new(Host {
                     config,
                     index,
                     active: AtomicUsize::new(0),
                     requests: AtomicU64::new(0),
                     disabled_until: AtomicU64::new(0),
+                    counters,
                 })
             })
             .collect();
@@ -554,6 +643,7 @@ mod tests {
             active: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             disabled_until: AtomicU64::new(0),
+            counters: None,
         })
     }
 

@@ -153,7 +153,11 @@ impl ModuleConfig for FastCgiConfig {
 
     fn apply(&mut self, key: usize, v: &Value) -> Result<(), String> {
         match key {
-            0 => self.gw.set_server("fastcgi.server", v, &ParseOptions { extra: &[], require_addr: true }),
+            0 => self.gw.set_server(
+                "fastcgi.server",
+                v,
+                &ParseOptions { extra: &[], require_addr: true, stats: "fastcgi" },
+            ),
             1 => self.gw.set_balance(v),
             2 => self.gw.set_map_extensions(v),
             3 => self.gw.set_debug(v),

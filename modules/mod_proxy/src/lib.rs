@@ -64,7 +64,7 @@ impl Default for ProxyConfig {
     }
 }
 
-const PARSE: ParseOptions = ParseOptions { extra: &[], require_addr: true };
+const PARSE: ParseOptions = ParseOptions { extra: &[], require_addr: true, stats: "proxy" };
 
 fn flag(v: &Value) -> Result<bool, String> {
     match (v.as_int(), v.as_bool()) {
@@ -470,6 +470,9 @@ impl Exchange {
             };
             self.attach(req, &host, sock, reused)?;
             self.lease = Some(host.lease());
+            if reused {
+                host.connected();
+            }
             return Ok(());
         }
     }
@@ -542,7 +545,7 @@ impl Exchange {
             self.mount.key,
             host.config.disable_time.max(1)
         );
-        host.disable();
+        host.connect_failed(e);
         self.close();
         self.lease = None;
     }
@@ -654,6 +657,9 @@ impl Exchange {
             match hosts::connect_finished(sock) {
                 Ok(()) => {
                     self.connected = true;
+                    if let Some(h) = self.host() {
+                        h.connected();
+                    }
                     self.last_progress = Instant::now();
                     break;
                 }

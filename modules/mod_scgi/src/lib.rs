@@ -124,7 +124,11 @@ impl ModuleConfig for ScgiConfig {
 
     fn apply(&mut self, key: usize, v: &Value) -> Result<(), String> {
         match key {
-            0 => self.gw.set_server("scgi.server", v, &ParseOptions { extra: &[], require_addr: true }),
+            0 => self.gw.set_server(
+                "scgi.server",
+                v,
+                &ParseOptions { extra: &[], require_addr: true, stats: "scgi" },
+            ),
             1 => self.gw.set_balance(v),
             2 => {
                 self.wire = match v.to_str()? {

@@ -412,3 +412,107 @@ fn http_parseopts_backslash_utf8_and_query() {
     );
     assert!(f.stderr.contains("featherd.conf:") && f.stderr.contains("url-frobnicate"), "{}", f.stderr);
 }
+
+/// Request smuggling vectors (RFC 9112): each is refused with its status and the connection
+/// is closed by the server, so the request hidden behind it in the same packet is never
+/// answered. The client keeps its side open: the server must close by itself.
+#[test]
+fn smuggling_vectors_are_refused_and_close_the_connection() {
+    let s = Server::start(&conf(""));
+    let hidden = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n";
+    let post = "POST /ok HTTP/1.1\r\nHost: a\r\n";
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("CL and TE", format!("{post}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
+        ("TE and CL", format!("{post}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"), 400),
+        ("differing CL", format!("{post}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400),
+        ("duplicate CL", format!("{post}Content-Length: 5\r\nContent-Length: 5\r\n\r\n"), 400),
+        ("CL list", format!("{post}Content-Length: 5, 5\r\n\r\n"), 400),
+        ("CL sign", format!("{post}Content-Length: +5\r\n\r\n"), 400),
+        ("CL hex", format!("{post}Content-Length: 0x5\r\n\r\n"), 400),
+        ("obs-fold", "GET /ok HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n".into(), 400),
+        ("obs-fold of TE", format!("{post}Transfer-Encoding:\r\n chunked\r\n\r\n"), 400),
+        ("space before colon", format!("{post}Transfer-Encoding : chunked\r\n\r\n"), 400),
+        ("tab before colon", format!("{post}Content-Length\t: 5\r\n\r\n"), 400),
+        ("TE not final chunked", format!("{post}Transfer-Encoding: chunked, identity\r\n\r\n"), 400),
+        ("TE without chunked", format!("{post}Transfer-Encoding: identity\r\n\r\n"), 400),
+        (
+            "TE chunked twice",
+            format!("{post}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400,
+        ),
+        ("TE chunked, chunked", format!("{post}Transfer-Encoding: chunked, chunked\r\n\r\n"), 400),
+        ("TE look-alike", format!("{post}Transfer-Encoding: xchunked\r\n\r\n"), 400),
+        ("TE coding we lack", format!("{post}Transfer-Encoding: gzip, chunked\r\n\r\n"), 501),
+        ("TE in HTTP/1.0", "POST /ok HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(), 400),
+        ("bare CR in a value", "GET /ok HTTP/1.1\r\nHost: a\r\nX-A: 1\r2\r\n\r\n".into(), 400),
+        ("bare CR ending a line", "GET /ok HTTP/1.1\r\nHost: a\rX-A: 1\r\n\r\n".into(), 400),
+        ("NUL in a value", "GET /ok HTTP/1.1\r\nHost: a\r\nX-A: 1\x002\r\n\r\n".into(), 400),
+        ("NUL in a name", "GET /ok HTTP/1.1\r\nHost: a\r\nX-\x00A: 1\r\n\r\n".into(), 400),
+        ("bad chunk size", format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"), 400),
+        (
+            "chunk size overflow",
+            format!("{post}Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n"),
+            400,
+        ),
+        ("chunk without CRLF", format!("{post}Transfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n"), 400),
+        ("chunk size LF only", format!("{post}Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n"), 400),
+        ("two Host headers", "GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(), 400),
+    ];
+    for (name, req, status) in &cases {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(req.as_bytes()).unwrap();
+        c.write_all(hidden).unwrap();
+        let mut data = Vec::new();
+        let _ = c.read_to_end(&mut data);
+        let rs = parse_responses(&data, false);
+        assert_eq!(rs.len(), 1, "{name}: {}", String::from_utf8_lossy(&data));
+        assert_eq!(rs[0].status, *status, "{name}");
+        assert_eq!(rs[0].header("connection"), Some("close"), "{name}");
+    }
+    assert_eq!(s.get("/ok").status, 200);
+}
+
+/// `server.max-connections`: at the limit the server stops accepting (the next client waits
+/// in the kernel's queue, unanswered) and goes on as soon as a connection closes.
+#[test]
+fn max_connections_pauses_accepting_and_resumes() {
+    let s = Server::start(&conf("server.max-connections = 2\nserver.max-worker := 1\n"));
+    let ka = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n";
+    let answered = |c: &mut TcpStream| {
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while !got.ends_with(b"still here\n") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(ka).unwrap();
+        assert!(answered(&mut c));
+        held.push(c);
+    }
+    let mut third = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    third.write_all(ka).unwrap();
+    third.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(third.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "a third connection was served above server.max-connections = 2"
+    );
+    drop(held.remove(0));
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(answered(&mut third), "the waiting connection was not served after one closed");
+    // Many clients through the two slots, each closing: accepting keeps resuming.
+    for i in 0..50 {
+        drop(held.pop());
+        let r = s.get("/ok");
+        assert_eq!(r.status, 200, "client {i}");
+    }
+}

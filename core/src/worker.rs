@@ -198,6 +198,8 @@ thread_local! {
 }
 
 const LISTENER_MAX: usize = 256;
+/// Connections accepted from one listener before the worker turns to its other events.
+const ACCEPT_BATCH: usize = 64;
 const WAKER: Token = Token(LISTENER_MAX);
 const CONN_BASE: usize = 1024;
 const FD_BASE: usize = 1 << 32;
@@ -548,6 +550,9 @@ pub struct Worker {
     /// after the batch (see `run`).
     deferring: bool,
     deferred: Vec<usize>,
+    /// A listener may have connections waiting that were left for the next turn (a full
+    /// batch, or accepting paused at `server.max-connections` and resumed).
+    accept_again: bool,
     last_tick: u64,
     /// Connections handed over before the thread started (`-1`: the socket on stdin).
     adopted: Vec<(Stream, Peer)>,
@@ -615,6 +620,7 @@ impl Worker {
             writable: Vec::new(),
             deferring: false,
             deferred: Vec::new(),
+            accept_again: false,
             last_tick: now_secs(),
             adopted: Vec::new(),
             exit_when_idle: false,
@@ -764,6 +770,11 @@ impl Worker {
                     self.drive(idx);
                 }
             }
+            if std::mem::take(&mut self.accept_again) && self.listening {
+                for li in 0..self.listeners.len() {
+                    self.accept(li);
+                }
+            }
             self.run_timers();
             run_completions();
             if self.shared.has_asks() {
@@ -809,7 +820,7 @@ impl Worker {
     }
 
     fn next_timeout(&self) -> Duration {
-        if !self.writable.is_empty() {
+        if !self.writable.is_empty() || self.accept_again {
             return Duration::ZERO;
         }
         let mut d = Duration::from_millis(1000);
@@ -865,6 +876,7 @@ impl Worker {
         if self.control.state.load(Ordering::Acquire) != RUN {
             return;
         }
+        let mut accepted = 0;
         loop {
             if self.control.max_connections > 0
                 && self.control.connections.load(Ordering::Relaxed) >= self.control.max_connections
@@ -872,6 +884,13 @@ impl Worker {
                 self.accept_paused = true;
                 return;
             }
+            if accepted == ACCEPT_BATCH {
+                // Fairness: the connections we have get their events before more come in
+                // (the listener is edge-triggered: the loop comes back for the rest).
+                self.accept_again = true;
+                return;
+            }
+            accepted += 1;
             let Some(l) = self.listeners.get(li) else { return };
             let name = l.name.clone();
             let (stream, peer) = match &l.sock {
@@ -928,18 +947,9 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, mut stream: Stream, peer: Peer) {
+    fn add_conn(&mut self, stream: Stream, peer: Peer) {
         let entry = self.conns.vacant_entry();
         let idx = entry.key();
-        // Both directions, edge-triggered, registered once: no re-registration per request.
-        if let Err(e) = self.poll.registry().register(
-            stream.source(),
-            Token(CONN_BASE + idx),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("cannot register a connection: {e}");
-            return;
-        }
         self.control.connections.fetch_add(1, Ordering::Relaxed);
         stats::bump(&self.shared.counters.accepted, 1);
         stats::bump(&self.shared.counters.open, 1);
@@ -985,7 +995,24 @@ impl Worker {
             self.close(idx);
             return;
         }
+        // The connection is served as far as it goes before the poller learns of it: a client
+        // whose request is already here and who asked to close is answered and gone without
+        // an epoll_ctl. Registered afterwards (both directions, edge-triggered, once: no
+        // re-registration per request), the poller reports what is pending at once. Its
+        // first answer is written at once, not after the event batch.
+        let deferring = std::mem::replace(&mut self.deferring, false);
         self.drive(idx);
+        self.deferring = deferring;
+        if let Some(c) = self.conns.get_mut(idx) {
+            if let Err(e) = self.poll.registry().register(
+                c.stream.source(),
+                Token(CONN_BASE + idx),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("cannot register a connection: {e}");
+                self.close(idx);
+            }
+        }
     }
 
     fn close(&mut self, idx: usize) {
@@ -1008,10 +1035,10 @@ impl Worker {
         stats::drop_by(&self.shared.counters.open, 1);
         drop(c);
         if self.accept_paused && self.listening {
+            // Resumed from the loop, not from here: close can run inside accept (a connection
+            // answered and closed at once), and accepting from here would nest.
             self.accept_paused = false;
-            for li in 0..self.listeners.len() {
-                self.accept(li);
-            }
+            self.accept_again = true;
         }
     }
 
@@ -1699,6 +1726,9 @@ impl Worker {
         let Some(mut req) = c.req.take() else { return };
         c.served += 1;
         let keep = c.keep_alive;
+        // The client said it was done (Connection: close, or HTTP/1.0 without keep-alive)
+        // and sent nothing more: closing at once is safe (see below).
+        let client_done = req.head.close && req.body_in.complete && c.rbuf.is_empty() && !c.peer_closed;
         if c.out.is_empty() && req.body.is_empty() {
             // The output queue's storage goes back with the pooled request (see `adopt`).
             req.body.adopt(&mut c.out);
@@ -1722,6 +1752,25 @@ impl Worker {
                 // SAFETY: module hook with its data and a live ConnInfo.
                 unsafe { hook(data, &mut *c.info as *mut ConnInfo as *mut fd_connection) };
             }
+            if client_done {
+                // Unread input makes close() send a reset, which can destroy the response on
+                // its way; lingering (shut the write side, read until EOF) avoids it, at the
+                // cost of two system calls and a wake-up per connection. A client that asked
+                // to close and has nothing more in the socket cannot lose anything: close
+                // now, as nginx does.
+                match c.stream.read(&mut self.scratch) {
+                    Ok(0) => {
+                        self.close(idx);
+                        return;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.close(idx);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            let c = &mut self.conns[idx];
             c.stream.shutdown_write();
             c.state = State::Linger;
             c.last_active = now_secs();

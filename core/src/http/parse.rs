@@ -91,9 +91,18 @@ pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
             head.content_length = Some(v);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te_seen = true;
-            // Only a final "chunked" is framing we understand.
-            let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
+            // RFC 9112 6.3: without a final "chunked" the body's length cannot be known (400,
+            // and close); "chunked" twice is forbidden too. A coding before it that we do not
+            // implement (gzip, ...) is 501 (RFC 9112 6.1).
+            let mut codings = value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty());
+            let last = codings.next_back().unwrap_or(b"");
             if !last.eq_ignore_ascii_case(b"chunked") || head.chunked {
+                return Parsed::Error(400);
+            }
+            if codings.any(|t| t.eq_ignore_ascii_case(b"chunked")) {
+                return Parsed::Error(400);
+            }
+            if value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty()).count() > 1 {
                 return Parsed::Error(if head.minor == 0 { 400 } else { 501 });
             }
             head.chunked = true;
@@ -291,8 +300,14 @@ mod tests {
             ),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", Parsed::Error(400)),
             ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", Parsed::Error(400)),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Parsed::Error(501)),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Parsed::Error(501)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Parsed::Error(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Parsed::Error(400)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Parsed::Error(501)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", Parsed::Error(400)),
+            (
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Parsed::Error(400),
+            ),
             ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Parsed::Error(400)),
             ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Parsed::Error(400)),
             ("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Parsed::Error(400)),

@@ -287,7 +287,9 @@ impl<P: Protocol> Exchange<P> {
             self.out.clear();
             self.out_pos = 0;
             let mode = host.config.mode;
-            if let Err(e) = self.proto.request_head(&env, mode, &mut self.out) {
+            let head = self.proto.request_head(&env, mode, &mut self.out);
+            env.recycle();
+            if let Err(e) = head {
                 log::error!(
                     "{}: cannot send {}: {e}",
                     host.config.name,
@@ -370,13 +372,12 @@ impl<P: Protocol> Exchange<P> {
         let c = &host.config;
         let opts = EnvOptions {
             server_software: SOFTWARE
-                .get_or_init(|| format!("featherd/{}", featherd_mod_api::server_version()))
-                .clone(),
+                .get_or_init(|| format!("featherd/{}", featherd_mod_api::server_version())),
             fix_root_scriptname: c.fix_root_scriptname,
-            strip_request_uri: c.strip_request_uri.clone(),
+            strip_request_uri: c.strip_request_uri.as_deref(),
             broken_scriptfilename: c.broken_scriptfilename,
             mount_prefix: (self.mount.kind == MountKind::Prefix && !c.check_local)
-                .then(|| self.mount.key.clone()),
+                .then_some(self.mount.key.as_str()),
         };
         let mut e = env::build(req, &opts);
         if let Some(root) = &c.docroot {
@@ -471,7 +472,9 @@ impl<P: Protocol> Exchange<P> {
                 }
             }
         }
-        let name = self.lease.as_ref().map(|l| l.host().config.name.clone()).unwrap_or_default();
+        // The host's name for the log lines below (an Arc, not a copy of the name).
+        let host = self.lease.as_ref().map(|l| l.host().clone());
+        let name = host.as_ref().map_or("", |h| h.config.name.as_str());
         let ended = match self.send(req) {
             Ok(()) => Ended::No,
             Err(e) => {
@@ -490,12 +493,12 @@ impl<P: Protocol> Exchange<P> {
             return o;
         }
         if self.complete {
-            return self.finish(req, &name);
+            return self.finish(req, name);
         }
         match ended {
             Ended::No => {}
             Ended::Eof if self.proto.eof_ends_response() && self.head_done => {
-                return self.finish(req, &name);
+                return self.finish(req, name);
             }
             _ => {
                 let what = if ended == Ended::Eof { "closed the connection" } else { "connection failed" };

@@ -6,20 +6,20 @@ use featherd_mod_api::{Module, Request};
 
 /// Knobs that differ between gateways and their configurations.
 #[derive(Clone, Debug, Default)]
-pub struct EnvOptions {
+pub struct EnvOptions<'a> {
     /// `SERVER_SOFTWARE`, e.g. "featherd/0.1.0".
-    pub server_software: String,
+    pub server_software: &'a str,
     /// lighttpd's `fix-root-scriptname`: for a backend mounted at "/", put the whole path in
     /// PATH_INFO and leave SCRIPT_NAME empty.
     pub fix_root_scriptname: bool,
     /// lighttpd's `strip-request-uri`: remove this prefix from REQUEST_URI.
-    pub strip_request_uri: Option<String>,
+    pub strip_request_uri: Option<&'a str>,
     /// lighttpd's `broken-scriptfilename`: SCRIPT_FILENAME includes PATH_INFO (what PHP's
     /// cgi.fix_pathinfo=1 expects from lighttpd).
     pub broken_scriptfilename: bool,
     /// For a prefix-mounted backend (`"/app" => ...` with check-local disabled): the mount
     /// point becomes SCRIPT_NAME and the rest PATH_INFO.
-    pub mount_prefix: Option<String>,
+    pub mount_prefix: Option<&'a str>,
 }
 
 /// One environment: (name, value) pairs in a stable order, names unique. All bytes live in one
@@ -40,6 +40,40 @@ struct Var {
 impl Env {
     pub fn with_capacity(vars: usize, bytes: usize) -> Env {
         Env { buf: Vec::with_capacity(bytes), vars: Vec::with_capacity(vars) }
+    }
+
+    /// An empty environment with at least this room: the one this thread gave back with
+    /// [`Env::recycle`] (a gateway builds one per request), or a new one.
+    pub fn reuse(vars: usize, bytes: usize) -> Env {
+        let mut e = SPARE.take().unwrap_or_default();
+        e.buf.clear();
+        e.vars.clear();
+        e.buf.reserve(bytes);
+        e.vars.reserve(vars);
+        e
+    }
+
+    /// Keep this environment's storage for the next [`Env::reuse`] on this thread.
+    pub fn recycle(self) {
+        if self.buf.capacity() <= 64 * 1024 {
+            SPARE.set(Some(self));
+        }
+    }
+
+    /// [`Env::join`] for a name known not to be among the first `from` variables.
+    fn join_from(&mut self, from: usize, name: &[u8], sep: &[u8], value: &[u8]) {
+        match self.vars[from..].iter().position(|v| self.span(v.name) == name) {
+            Some(i) => {
+                let i = from + i;
+                let old = self.vars[i].value;
+                let at = self.buf.len();
+                self.buf.extend_from_within(old.0 as usize..(old.0 + old.1) as usize);
+                self.buf.extend_from_slice(sep);
+                self.buf.extend_from_slice(value);
+                self.vars[i].value = (at as u32, (self.buf.len() - at) as u32);
+            }
+            None => self.push_new(name, value),
+        }
     }
 
     fn span(&self, (at, len): (u32, u32)) -> &[u8] {
@@ -110,6 +144,10 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Env {
     }
 }
 
+thread_local! {
+    static SPARE: std::cell::Cell<Option<Env>> = const { std::cell::Cell::new(None) };
+}
+
 /// `User-Agent` → `HTTP_USER_AGENT`.
 pub fn header_var(name: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(name.len() + 5);
@@ -136,7 +174,7 @@ fn split_host_port(s: &[u8]) -> (&[u8], &[u8]) {
 
 /// Build the environment for `req`.
 pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
-    let mut env = Env::with_capacity(32 + req.headers().count(), 1024);
+    let mut env = Env::reuse(32 + req.headers().count(), 1024);
     let path = req.path();
     let path_info_core = req.path_info();
     // SCRIPT_NAME / PATH_INFO: the core split PATH_INFO off a file; a prefix mount splits at
@@ -219,6 +257,9 @@ pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
         env.push_new(b"CONTENT_LENGTH", num.format(len).as_bytes());
     }
     let mut var = Vec::with_capacity(64);
+    // Header variables (HTTP_*) can only meet each other: a repeated header is looked for
+    // among them, not among the fixed variables above.
+    let http_from = env.len();
     for (name, value) in req.headers() {
         if name.eq_ignore_ascii_case(b"content-type") {
             env.set(b"CONTENT_TYPE", value);
@@ -234,7 +275,7 @@ pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
         var.clear();
         header_var_into(name, &mut var);
         // Repeated headers are joined, as a CGI variable holds one value.
-        env.join(&var, b", ", value);
+        env.join_from(http_from, &var, b", ", value);
     }
     // What other modules put in the request's environment (mod_setenv, mod_auth's
     // REMOTE_USER/AUTH_TYPE) comes last and wins.

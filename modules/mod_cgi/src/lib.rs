@@ -212,7 +212,7 @@ impl Cgi {
         let interp = req.state().interp.clone().unwrap_or_default();
         let script_path = req.physical_path().to_vec();
         let script = String::from_utf8_lossy(&script_path).into_owned();
-        let opts = env::EnvOptions { server_software: self.software.clone(), ..Default::default() };
+        let opts = env::EnvOptions { server_software: &self.software, ..Default::default() };
         let vars = env::build(req, &opts);
         let path = Path::new(OsStr::from_bytes(&script_path));
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("/"));

@@ -52,13 +52,17 @@ fn nv_len(out: &mut Vec<u8>, n: usize) {
 /// FastCGI name-value pairs (1-byte lengths below 128, else 4 bytes with the high bit set).
 pub fn encode_params(env: &Env) -> Vec<u8> {
     let mut p = Vec::with_capacity(env.iter().map(|(n, v)| n.len() + v.len() + 8).sum());
+    encode_params_into(env, &mut p);
+    p
+}
+
+fn encode_params_into(env: &Env, p: &mut Vec<u8>) {
     for (n, v) in env.iter() {
-        nv_len(&mut p, n.len());
-        nv_len(&mut p, v.len());
+        nv_len(p, n.len());
+        nv_len(p, v.len());
         p.extend_from_slice(n);
         p.extend_from_slice(v);
     }
-    p
 }
 
 /// The FastCGI protocol, one request per connection.
@@ -70,8 +74,26 @@ impl Protocol for FastCgi {
         let role = if mode == Mode::Authorizer { ROLE_AUTHORIZER } else { ROLE_RESPONDER };
         let mut begin = [0u8; 8];
         begin[..2].copy_from_slice(&role.to_be_bytes());
+        let params: usize = env.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+        // Room for everything, so the records are written without growing the buffer: the
+        // PARAMS stream (headers and padding of each 64 KiB record), the BEGIN_REQUEST
+        // record, the empty PARAMS record, and the empty STDIN record that may follow.
+        out.reserve(params + (params / MAX_CONTENT + 1) * 16 + 48);
         record(out, BEGIN_REQUEST, &begin);
-        stream(out, PARAMS, &encode_params(env));
+        if params <= MAX_CONTENT {
+            // The usual case: one PARAMS record, encoded in place (its length patched after).
+            let at = out.len();
+            out.extend_from_slice(&[VERSION, PARAMS, 0, 0, 0, 0, 0, 0]);
+            encode_params_into(env, out);
+            let len = out.len() - at - 8;
+            let pad = (8 - len % 8) % 8;
+            out[at + 2..at + 4].copy_from_slice(&REQUEST_ID.to_be_bytes());
+            out[at + 4..at + 6].copy_from_slice(&(len as u16).to_be_bytes());
+            out[at + 6] = pad as u8;
+            out.extend(std::iter::repeat_n(0, pad));
+        } else {
+            stream(out, PARAMS, &encode_params(env));
+        }
         record(out, PARAMS, &[]);
         Ok(())
     }
@@ -259,5 +281,22 @@ mod tests {
         assert_eq!(FastCgi.response(&mut input, &mut o, &mut e), Ok(true));
         assert_eq!(o, b"Status: 200\r\n\r\nhi");
         assert_eq!(e, b"oops\n");
+    }
+
+    #[test]
+    fn request_head_in_place_equals_records_of_the_stream() {
+        for n in [0usize, 1, 7, 100, 300, 70_000] {
+            let env: Env =
+                [(b"A".to_vec(), b"b".to_vec()), (b"X".to_vec(), vec![b'y'; n])].into_iter().collect();
+            let mut fast = Vec::new();
+            FastCgi.request_head(&env, Mode::Responder, &mut fast).unwrap();
+            let mut plain = Vec::new();
+            let mut begin = [0u8; 8];
+            begin[..2].copy_from_slice(&ROLE_RESPONDER.to_be_bytes());
+            record(&mut plain, BEGIN_REQUEST, &begin);
+            stream(&mut plain, PARAMS, &encode_params(&env));
+            record(&mut plain, PARAMS, &[]);
+            assert_eq!(fast, plain, "value of {n} bytes");
+        }
     }
 }

@@ -191,7 +191,7 @@ pub fn build<M: Module>(req: &Request<M>, opts: &EnvOptions) -> Env {
     } else {
         (path, b"")
     };
-    let (script_name, path_info) = if opts.fix_root_scriptname && opts.mount_prefix.as_deref() == Some("/") {
+    let (script_name, path_info) = if opts.fix_root_scriptname && opts.mount_prefix == Some("/") {
         (&b""[..], path)
     } else {
         (script_name, path_info)

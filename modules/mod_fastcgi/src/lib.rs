@@ -90,7 +90,7 @@ impl Protocol for FastCgi {
             out[at + 2..at + 4].copy_from_slice(&REQUEST_ID.to_be_bytes());
             out[at + 4..at + 6].copy_from_slice(&(len as u16).to_be_bytes());
             out[at + 6] = pad as u8;
-            out.extend(std::iter::repeat_n(0, pad));
+            out.resize(out.len() + pad, 0);
         } else {
             stream(out, PARAMS, &encode_params(env));
         }

@@ -278,6 +278,11 @@ impl ChunkQueue {
     /// Write as much as the socket takes in one system call: writev of the leading memory
     /// chunks, or sendfile of a leading file range.
     pub fn write_to(&mut self, sock: i32) -> io::Result<WriteResult> {
+        self.write_max(sock, 256 * 1024)
+    }
+
+    /// As `write_to`, sending at most `max` bytes of a file range in the call.
+    pub fn write_max(&mut self, sock: i32, max: u64) -> io::Result<WriteResult> {
         let Some(front) = self.chunks.front() else { return Ok(WriteResult::Wrote(0)) };
         let n = match front {
             Chunk::Mem { .. } | Chunk::Shared { .. } => {
@@ -310,7 +315,7 @@ impl ChunkQueue {
             }
             Chunk::File { fd, off, len } => {
                 let mut o: libc::off_t = *off as libc::off_t;
-                let want = (*len).min(256 * 1024) as usize;
+                let want = (*len).min(max.max(1)) as usize;
                 // SAFETY: fd is an open file owned by the chunk, sock the caller's socket; o
                 // is a valid off_t the kernel updates.
                 let r = unsafe { libc::sendfile(sock, fd.as_raw_fd(), &mut o, want) };
@@ -442,6 +447,20 @@ mod tests {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut &b, &mut s).unwrap();
         assert_eq!(s, "23456");
+        std::fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_range_is_sent_within_the_callers_budget() {
+        let dir = std::env::temp_dir().join(format!("featherd-chunk-max-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let f = std::fs::File::open(&dir).unwrap();
+        let mut q = ChunkQueue::default();
+        q.push_file(f.into(), 0, 10);
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(matches!(q.write_max(a.as_raw_fd(), 3), Ok(WriteResult::Wrote(3))));
+        assert!(matches!(q.write_max(a.as_raw_fd(), 0), Ok(WriteResult::Wrote(1))));
+        assert_eq!(q.len(), 6);
         std::fs::remove_file(&dir).unwrap();
     }
 }

@@ -1682,7 +1682,10 @@ impl Worker {
         // loop iteration (the poller is edge-triggered and would not report the socket again).
         // 512 KiB (two sendfiles in a row) made 1 MiB keep-alive downloads 0.74x as fast on
         // loopback: the client reads less per wake-up when each connection's data arrives in
-        // longer bursts.
+        // longer bursts. The head counts against the budget (the first sendfile is short by
+        // the head's length), so that every sendfile ends on a 256 KiB boundary of the
+        // response, as with lighttpd: with the head's bytes offsetting every call, a 100 MiB
+        // download on loopback ran at 0.76x lighttpd's rate with 1.3x its CPU per byte.
         let mut budget: u64 = 256 * 1024;
         loop {
             if budget == 0 {
@@ -1699,7 +1702,7 @@ impl Worker {
                 }
                 return Ok(true);
             }
-            match c.out.write_to(c.stream.fd())? {
+            match c.out.write_max(c.stream.fd(), budget)? {
                 WriteResult::Wrote(n) => {
                     if let Some(r) = c.req.as_mut() {
                         r.bytes_out += n;

@@ -154,6 +154,8 @@ struct Conn {
     peer_closed: bool,
     /// The kernel may have bytes for us that we have not read (edge-triggered poller).
     maybe_readable: bool,
+    /// The loop turn (`Worker::turn`) of the last read that left the socket drained.
+    drained_turn: u64,
     /// The response queue went over the high-water mark: wake the handler when it drains.
     drain_armed: bool,
     /// A suspended handler was woken and must run.
@@ -554,6 +556,8 @@ pub struct Worker {
     /// batch, or accepting paused at `server.max-connections` and resumed).
     accept_again: bool,
     last_tick: u64,
+    /// Counts the poller's returns: "the same turn" means no event was looked at since.
+    turn: u64,
     /// Connections handed over before the thread started (`-1`: the socket on stdin).
     adopted: Vec<(Stream, Peer)>,
     /// `-1`: the worker ends once its connections are gone.
@@ -621,6 +625,7 @@ impl Worker {
             deferring: false,
             deferred: Vec::new(),
             accept_again: false,
+            turn: 0,
             last_tick: now_secs(),
             adopted: Vec::new(),
             exit_when_idle: false,
@@ -718,6 +723,7 @@ impl Worker {
                     break;
                 }
             }
+            self.turn += 1;
             let now = crate::http::tick();
             if now != active_sec && events.iter().any(|e| e.token() != WAKER) {
                 // For `-i`: one store a second at most, not one per event.
@@ -987,6 +993,7 @@ impl Worker {
             suspended: false,
             peer_closed: false,
             maybe_readable: true,
+            drained_turn: u64::MAX,
             drain_armed: false,
             resume: false,
             deferred: false,
@@ -1113,6 +1120,7 @@ impl Worker {
     /// Read what the socket has into the connection buffer. Returns false when the peer
     /// closed or failed (the caller decides what that means in its state).
     fn fill(&mut self, idx: usize, limit: usize) -> io::Result<bool> {
+        let turn = self.turn;
         let c = &mut self.conns[idx];
         if c.rbuf.capacity() == 0 {
             c.rbuf = crate::chunk::take_buf();
@@ -1136,11 +1144,13 @@ impl Worker {
                         // Short read: most likely drained. Edge-triggered polling will tell
                         // us about more; save the extra read(2) that would say EAGAIN.
                         c.maybe_readable = false;
+                        c.drained_turn = turn;
                         return Ok(true);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.maybe_readable = false;
+                    c.drained_turn = turn;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1763,7 +1773,13 @@ impl Worker {
                 // its way; lingering (shut the write side, read until EOF) avoids it, at the
                 // cost of two system calls and a wake-up per connection. A client that asked
                 // to close and has nothing more in the socket cannot lose anything: close
-                // now, as nginx does.
+                // now, as nginx does. A read in this same loop turn that found the socket
+                // drained says so already (a request served at once, the common case of
+                // a connection per request), without one more read(2).
+                if c.drained_turn == self.turn && !c.maybe_readable {
+                    self.close(idx);
+                    return;
+                }
                 match c.stream.read(&mut self.scratch) {
                     Ok(0) => {
                         self.close(idx);

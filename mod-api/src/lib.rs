@@ -57,6 +57,7 @@
 //! chain, and `modules/mod_skeleton` for a commented template.
 
 pub mod abi;
+pub mod util;
 
 pub use abi::{FileInfo, FILE_KIND_DIRECTORY, FILE_KIND_OTHER, FILE_KIND_REGULAR};
 

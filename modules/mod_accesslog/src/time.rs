@@ -47,29 +47,18 @@ fn is_leap(y: i64) -> bool {
 impl Tm {
     /// Break down seconds since the epoch (UTC).
     pub fn from_unix(secs: i64) -> Tm {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400) as u32;
-        // Civil-from-days over 400-year eras (proleptic Gregorian), counting from March so
-        // that the leap day falls at the end of the year.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let c = featherd_mod_api::util::Civil::from_unix(secs);
         const CUMULATIVE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-        let yday = CUMULATIVE[month as usize - 1] + day - 1 + u32::from(month > 2 && is_leap(year));
+        let leap_day = u32::from(c.month > 2 && is_leap(c.year));
+        let yday = CUMULATIVE[c.month as usize - 1] + c.day - 1 + leap_day;
         Tm {
-            year,
-            month,
-            day,
-            hour: rem / 3600,
-            min: rem / 60 % 60,
-            sec: rem % 60,
-            wday: (days + 4).rem_euclid(7) as u32, // 1970-01-01 was a Thursday
+            year: c.year,
+            month: c.month,
+            day: c.day,
+            hour: c.hour,
+            min: c.min,
+            sec: c.sec,
+            wday: c.wday,
             yday,
         }
     }

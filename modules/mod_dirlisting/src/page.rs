@@ -187,19 +187,8 @@ pub fn human_size(n: u64) -> String {
 
 /// (year, month, day, hour, minute, second) in UTC for seconds since the epoch.
 pub fn utc(t: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Days to civil date (Howard Hinnant's algorithm, proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, (secs / 3600) as u32, (secs % 3600 / 60) as u32, (secs % 60) as u32)
+    let c = featherd_mod_api::util::Civil::from_unix(t);
+    (c.year, c.month, c.day, c.hour, c.min, c.sec)
 }
 
 /// `2024-05-01T13:45:07Z`

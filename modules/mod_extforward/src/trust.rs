@@ -78,7 +78,7 @@ impl Forwarders {
                 if let Some(&(_, t)) = self.addrs.iter().find(|(a, _)| *a == ip) {
                     return t;
                 }
-                self.nets.iter().any(|&(n, p)| contains(n, p, ip))
+                self.nets.iter().any(|&(n, p)| featherd_mod_api::util::in_network(n, p, ip))
             }
             None => self.names.iter().any(|(n, t)| *t && n == s),
         }
@@ -96,20 +96,6 @@ impl Forwarders {
 /// An IP address; IPv4-mapped IPv6 counts as IPv4.
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-fn contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -532,6 +532,11 @@ fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Requests kept for reuse per worker. Responses of one poll batch are written after the batch
+/// (see `run`), so a batch of N ready connections holds N requests at once: with 256 busy
+/// keep-alive connections a pool of 64 left three of four requests to be built from scratch.
+const REQUEST_POOL: usize = 256;
+
 pub struct Worker {
     index: u32,
     poll: Poll,
@@ -1058,7 +1063,7 @@ impl Worker {
 
     fn release(&mut self, mut req: Box<Request>) {
         req.reset();
-        if self.pool.len() < 64 {
+        if self.pool.len() < REQUEST_POOL {
             self.pool.push(req);
         }
     }

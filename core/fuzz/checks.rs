@@ -119,7 +119,8 @@ pub fn url_normalize(data: &[u8]) {
             // A decoded %25 is a literal '%', and a decoded %5C a literal backslash that a
             // second pass with url-path-backslash-trans would turn into '/' (as lighttpd, only
             // a backslash sent as such is a separator): those are not normal forms of input.
-            if !out.contains(&b'%') && !(opts.backslash_trans && out.contains(&b'\\')) {
+            let literal = out.contains(&b'%') || (opts.backslash_trans && out.contains(&b'\\'));
+            if !literal {
                 let mut again = Vec::new();
                 assert_eq!(normalize_path(&out, &opts, &mut again), Ok(()));
                 assert_eq!(again, out, "not idempotent");

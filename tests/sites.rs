@@ -74,3 +74,44 @@ else $HTTP["host"] == "files.test" {{
     assert!(r.header("x-site").is_none() && r.header("cache-control").is_none());
     assert_eq!(ask("other.test", "/posts/hello", "").status, 404);
 }
+
+/// `$HTTP["host"]` and ports, as lighttpd 1.4 matches them: the other operators see the port
+/// the client sent (not the scheme's default), `==` and `!=` compare ports only when the
+/// pattern and the request both have one. Checked against lighttpd 1.4.69 case by case.
+#[test]
+fn host_conditions_see_the_port_as_lighttpd_does() {
+    let s = Server::start(&format!(
+        r#"{BASE}
+server.modules = ( "mod_setenv", "mod_indexfile", "mod_staticfile" )
+index-file.names = ( "index.html" )
+$HTTP["host"] == "a.test:8080" {{ setenv.add-response-header = ( "X-Eq-Port" => "1" ) }}
+$HTTP["host"] == "b.test" {{ setenv.set-response-header = ( "X-Eq" => "1" ) }}
+$HTTP["host"] =~ "^c\.test$" {{ server.tag = "c-exact" }}
+else $HTTP["host"] =~ "^c\.test:([0-9]+)$" {{ server.tag = "c-port" }}
+$HTTP["host"] =$ ".d.test" {{ server.tag = "d-suffix" }}
+"#
+    ));
+    s.dir.write("www/index.html", "home\n");
+    let ask =
+        |host: &str| request(s.port, &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+    // `==` with a port: the same port, or none sent (the default port counts as none).
+    for (host, hit) in [
+        ("a.test:8080", true),
+        ("a.test", true),
+        ("a.test:80", true),
+        ("A.TEST.:8080", true),
+        ("a.test:9999", false),
+    ] {
+        assert_eq!(ask(host).header("x-eq-port").is_some(), hit, "{host}");
+    }
+    // `==` without a port: any port.
+    for host in ["b.test", "b.test:8080", "b.test:80"] {
+        assert_eq!(ask(host).header("x-eq"), Some("1"), "{host}");
+    }
+    // Regexes and suffixes see the port that was sent.
+    assert_eq!(ask("c.test").header("server"), Some("c-exact"));
+    assert_eq!(ask("c.test:80").header("server"), Some("c-exact"));
+    assert_eq!(ask("c.test:8080").header("server"), Some("c-port"));
+    assert_eq!(ask("x.d.test").header("server"), Some("d-suffix"));
+    assert_ne!(ask("x.d.test:8080").header("server"), Some("d-suffix"));
+}

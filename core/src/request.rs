@@ -389,6 +389,12 @@ impl RequestFacts for Facts<'_> {
     fn remote_ip(&self) -> Option<IpAddr> {
         self.req.peer.remote_ip
     }
+
+    fn host_port(&self) -> Option<u16> {
+        let r = self.req;
+        let default = if r.peer.scheme == "https" { 443 } else { 80 };
+        r.head.host_port.filter(|&p| p != default && !r.head.host.is_empty())
+    }
 }
 
 // SAFETY: the slot pointers are opaque module state that only the owning module dereferences,

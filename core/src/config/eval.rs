@@ -10,6 +10,10 @@ pub trait RequestFacts {
     /// Like lighttpd, an absent value is matched as the empty string.
     fn field(&self, field: &CondField) -> Option<&str>;
     fn remote_ip(&self) -> Option<IpAddr>;
+    /// The port of `$HTTP["host"]` when the client sent one other than the scheme's default.
+    fn host_port(&self) -> Option<u16> {
+        None
+    }
 }
 
 const INLINE_WORDS: usize = 4;
@@ -146,6 +150,17 @@ impl Evaluation {
     }
 }
 
+/// The port of a `host:digits` or `[v6]:digits` pattern.
+fn pattern_port(p: &str) -> Option<&str> {
+    let tail = p.rsplit_once(']').map_or(p, |(_, t)| t);
+    let (_, port) = tail.rsplit_once(':')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
+}
+
+fn pattern_has_port(p: &str) -> bool {
+    pattern_port(p).is_some()
+}
+
 fn check(c: &Condition, facts: &dyn RequestFacts) -> (bool, Option<Captured>) {
     if let Matcher::Cidr { .. } = c.matcher {
         let ip = facts.remote_ip().or_else(|| facts.field(&c.field).and_then(|s| s.parse().ok()));
@@ -156,16 +171,37 @@ fn check(c: &Condition, facts: &dyn RequestFacts) -> (bool, Option<Captured>) {
         };
     }
     let formatted;
-    let subject = match facts.field(&c.field) {
-        Some(s) => s,
-        None if c.field == CondField::RemoteIp => match facts.remote_ip() {
-            Some(ip) => {
-                formatted = ip.to_string();
-                &formatted
+    let with_port;
+    // As lighttpd: the host is matched with the port the client sent (unless it is the
+    // scheme's default), except that `==` and `!=` compare ports only when both the pattern
+    // and the request have one.
+    let host_port = match c.field {
+        CondField::Host => match (facts.host_port(), c.op) {
+            (Some(_), CondOp::Eq | CondOp::Ne) if !pattern_has_port(&c.pattern) => None,
+            (Some(p), _) => Some(format!("{}:{p}", facts.field(&c.field).unwrap_or(""))),
+            (None, CondOp::Eq | CondOp::Ne) => {
+                pattern_port(&c.pattern).map(|p| format!("{}:{p}", facts.field(&c.field).unwrap_or("")))
             }
+            (None, _) => None,
+        },
+        _ => None,
+    };
+    let subject = match host_port {
+        Some(s) => {
+            with_port = s;
+            &with_port
+        }
+        None => match facts.field(&c.field) {
+            Some(s) => s,
+            None if c.field == CondField::RemoteIp => match facts.remote_ip() {
+                Some(ip) => {
+                    formatted = ip.to_string();
+                    &formatted
+                }
+                None => "",
+            },
             None => "",
         },
-        None => "",
     };
     if c.op == CondOp::Match && c.is_regex() {
         match c.captures(subject) {

@@ -231,8 +231,26 @@ impl Request {
         self.counted_in = 0;
         self.counted_out = 0;
         self.head_len = 0;
-        self.head.headers.shrink();
-        self.resp_headers.shrink();
+        self.head.headers.shrink(16 * 1024);
+        self.resp_headers.shrink(16 * 1024);
+    }
+
+    /// For a request kept beyond the first few in the pool: no buffer over 4 KiB, so that a
+    /// burst of large requests does not pin much memory for long.
+    pub fn trim(&mut self) {
+        self.head.headers.shrink(4096);
+        self.resp_headers.shrink(4096);
+        for b in [
+            &mut self.target_orig,
+            &mut self.path,
+            &mut self.docroot,
+            &mut self.physical,
+            &mut self.path_info,
+        ] {
+            if b.capacity() > 4096 {
+                *b = Vec::new();
+            }
+        }
     }
 
     /// Drop whatever response a handler started (before the head went out), keeping the

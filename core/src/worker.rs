@@ -1063,6 +1063,9 @@ impl Worker {
 
     fn release(&mut self, mut req: Box<Request>) {
         req.reset();
+        if self.pool.len() >= 64 {
+            req.trim();
+        }
         if self.pool.len() < REQUEST_POOL {
             self.pool.push(req);
         }

@@ -143,8 +143,9 @@ impl HeaderList {
     }
 
     /// Give back memory after an unusually large request (keeps small buffers for reuse).
-    pub fn shrink(&mut self) {
-        if self.arena.capacity() > 16 * 1024 {
+    /// Drop the storage when it grew past `limit` bytes (a pooled list keeps no giant buffer).
+    pub fn shrink(&mut self, limit: usize) {
+        if self.arena.capacity() > limit {
             self.arena = Vec::new();
             self.items = Vec::new();
         }

@@ -120,13 +120,26 @@ fn paths_are_normalised_before_modules_see_them() {
 }
 
 #[test]
+fn absolute_dir_redirect_feature_flag_names_scheme_and_host() {
+    let s = Server::start(&conf(
+        r#"server.feature-flags = ( "server.absolute-dir-redirect" => "enable", "server.h2proto" => "enable" )"#,
+    ));
+    std::fs::create_dir_all(s.docroot().join("dir")).unwrap();
+    let r = request(s.port, "GET /dir?a=b HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.header("location")), (301, Some("http://example.org:8080/dir/?a=b")));
+}
+
+#[test]
 fn directory_without_slash_redirects_and_path_info_is_split() {
     let s = Server::start(&conf(""));
     std::fs::create_dir_all(s.docroot().join("dir")).unwrap();
     std::fs::write(s.docroot().join("dir/script.php"), "x").unwrap();
     let r = request(s.port, "GET /dir?a=b HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 301);
-    assert_eq!(r.header("location"), Some("http://example.org:8080/dir/?a=b"));
+    // A path alone, as lighttpd 1.4.64+; the client's spelling of the path is kept.
+    assert_eq!(r.header("location"), Some("/dir/?a=b"));
+    let r = request(s.port, "GET /%64ir HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.header("location"), Some("/%64ir/"));
     let t = probe(&s, "/dir/script.php/extra/path?probe");
     assert_eq!(line(&t, "path_info"), "/extra/path");
     assert!(line(&t, "physical").ends_with("/www/dir/script.php"), "{t}");

@@ -93,7 +93,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "server.core-files",
     "mimetype.use-xattr",
     "server.graceful-restart-bg",
-    "server.feature-flags",
 ];
 
 /// Settings that hold for the whole server (global block only).
@@ -120,6 +119,10 @@ pub struct ServerConf {
     /// `server.stat-cache-engine`: "simple" (default; also "inotify"/"fam") keeps a path's
     /// stat for the rest of the current second; "disable" stats every time.
     pub stat_cache: bool,
+    /// `server.feature-flags` `"server.absolute-dir-redirect"`: the redirect of a directory
+    /// without its trailing slash names scheme and host (lighttpd 1.4.64+ sends a relative
+    /// one by default).
+    pub absolute_dir_redirect: bool,
 }
 
 impl Default for ServerConf {
@@ -141,6 +144,7 @@ impl Default for ServerConf {
             upload_dirs: vec!["/var/tmp".into()],
             systemd_socket_activation: false,
             stat_cache: true,
+            absolute_dir_redirect: false,
             compat_module_load: true,
             graceful_shutdown_timeout: 8,
             url: Default::default(),
@@ -203,6 +207,17 @@ impl ServerConf {
                 "server.compat-module-load" => s.compat_module_load = v.as_bool().unwrap_or(true),
                 "server.graceful-shutdown-timeout" => {
                     s.graceful_shutdown_timeout = v.as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(8)
+                }
+                "server.feature-flags" => {
+                    let Value::Array(a) = v else { return Err(bad("an array")) };
+                    for e in a {
+                        // The other flags tune lighttpd internals featherd does not have
+                        // (HTTP/2, its own restart modes, ...): accepted and ignored.
+                        if e.key.as_deref() == Some("server.absolute-dir-redirect") {
+                            s.absolute_dir_redirect =
+                                e.value.as_bool().ok_or_else(|| bad("\"enable\"/\"disable\" values"))?;
+                        }
+                    }
                 }
                 "server.http-parseopts" => {
                     let Value::Array(a) = v else { return Err(bad("an array")) };

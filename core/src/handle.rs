@@ -498,14 +498,18 @@ fn forbid_symlink(req: &mut Request) -> Phase {
 
 fn redirect_dir(req: &mut Request) {
     let mut loc = Vec::with_capacity(req.path.len() + 64);
-    loc.extend_from_slice(req.peer.scheme.as_bytes());
-    loc.extend_from_slice(b"://");
-    if req.head.host.is_empty() {
-        loc.extend_from_slice(req.peer.local_addr.as_bytes());
-    } else {
-        loc.extend_from_slice(&req.head.host);
-        if let Some(p) = req.head.host_port {
-            loc.extend_from_slice(format!(":{p}").as_bytes());
+    // A path alone by default, as lighttpd 1.4.64+: right behind a proxy or TLS terminator
+    // too, where the scheme and host this server sees are not the client's.
+    if req.loaded.server.absolute_dir_redirect {
+        loc.extend_from_slice(req.peer.scheme.as_bytes());
+        loc.extend_from_slice(b"://");
+        if req.head.host.is_empty() {
+            loc.extend_from_slice(req.peer.local_addr.as_bytes());
+        } else {
+            loc.extend_from_slice(&req.head.host);
+            if let Some(p) = req.head.host_port {
+                loc.extend_from_slice(format!(":{p}").as_bytes());
+            }
         }
     }
     // The raw path keeps the client's encoding.

@@ -202,17 +202,11 @@ fn is_dir(p: &[u8]) -> bool {
     std::fs::metadata(OsStr::from_bytes(p)).is_ok_and(|m| m.is_dir())
 }
 
-/// The `Location` for `/~user` → `/~user/`: the request's scheme, the Host header as sent
-/// (with its port), the raw path with '/' appended and the query.
+/// The `Location` for `/~user` → `/~user/`: the raw path with '/' appended and the query, a
+/// path alone as the core's directory redirect and lighttpd 1.4.64+ send it (right behind a
+/// proxy or TLS terminator too).
 fn redirect_location<M: Module>(req: &Request<M>) -> Vec<u8> {
-    let mut loc = req.scheme().to_vec();
-    loc.extend_from_slice(b"://");
-    let host = req.header("Host").map(|h| h.trim_ascii()).filter(|h| !h.is_empty());
-    match host {
-        Some(h) => loc.extend_from_slice(h),
-        None if !req.host().is_empty() => loc.extend_from_slice(req.host()),
-        None => loc.extend_from_slice(req.local_addr()),
-    }
+    let mut loc = Vec::new();
     let target = req.target();
     let (raw, query) = match target.iter().position(|&c| c == b'?') {
         Some(q) => (&target[..q], Some(&target[q + 1..])),

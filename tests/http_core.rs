@@ -461,6 +461,8 @@ fn smuggling_vectors_are_refused_and_close_the_connection() {
         ("bare CR ending a line", "GET /ok HTTP/1.1\r\nHost: a\rX-A: 1\r\n\r\n".into(), 400),
         ("NUL in a value", "GET /ok HTTP/1.1\r\nHost: a\r\nX-A: 1\x002\r\n\r\n".into(), 400),
         ("NUL in a name", "GET /ok HTTP/1.1\r\nHost: a\r\nX-\x00A: 1\r\n\r\n".into(), 400),
+        ("two spaces before the version", "GET /ok  HTTP/1.1\r\nHost: a\r\n\r\n".into(), 400),
+        ("no version", "GET /ok\r\nHost: a\r\n\r\n".into(), 400),
         ("bad chunk size", format!("{post}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"), 400),
         (
             "chunk size overflow",

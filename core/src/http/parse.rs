@@ -36,6 +36,24 @@ pub enum Parsed {
     Error(u16),
 }
 
+/// 505 for a well-formed request line naming another version (`HTTP/2.0`), 400 when the line
+/// itself is malformed (two spaces before the version, no version at all, ...).
+fn version_error(buf: &[u8]) -> u16 {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let well_formed = matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(m), Some(t), Some([b'H', b'T', b'T', b'P', b'/', a, b'.', b]), None)
+            if !m.is_empty() && !t.is_empty() && a.is_ascii_digit() && b.is_ascii_digit()
+    );
+    if well_formed {
+        505
+    } else {
+        400
+    }
+}
+
 /// Parse the head at the start of `buf` into `head` (cleared first).
 pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
     // Uninitialised slots: httparse writes only the headers it finds (initialising 128 empty
@@ -46,7 +64,7 @@ pub fn parse_head(buf: &[u8], head: &mut Head) -> Parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Error(431),
-        Err(httparse::Error::Version) => return Parsed::Error(505),
+        Err(httparse::Error::Version) => return Parsed::Error(version_error(buf)),
         Err(_) => return Parsed::Error(400),
     };
     // The head is copied once; the header list refers into the copy.
@@ -286,6 +304,10 @@ mod tests {
             ("GET / HTTP/1.1\r\n\r\n", Parsed::Error(400)),
             ("GET / HTTP/1.0\r\n\r\n", Parsed::Complete(18)),
             ("GET / HTTP/2.0\r\n\r\n", Parsed::Error(505)),
+            ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", Parsed::Error(505)),
+            ("GET /  HTTP/1.1\r\nHost: a\r\n\r\n", Parsed::Error(400)),
+            ("GET / HTTP/11\r\nHost: a\r\n\r\n", Parsed::Error(400)),
+            ("GET / FTP/1.1\r\nHost: a\r\n\r\n", Parsed::Error(400)),
             (
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Parsed::Error(400),

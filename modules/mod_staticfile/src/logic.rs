@@ -149,7 +149,9 @@ pub fn http_date(secs: i64) -> String {
 ///
 /// The value matches when it is byte-for-byte our `Last-Modified` (the common case of a
 /// client echoing it back), or when it parses as a date not earlier than the mtime. An
-/// unparseable date means "modified" so that a bad header never hides new content.
+/// unparseable date means "modified" so that a bad header never hides new content, and so does
+/// a date later than now (invalid, RFC 7232 3.3; as lighttpd): a client whose clock runs ahead
+/// would otherwise be told "not modified" about every later change.
 pub fn not_modified_since(ims: &[u8], last_modified: &[u8], mtime: i64) -> bool {
     if ims == last_modified {
         return true;
@@ -158,6 +160,9 @@ pub fn not_modified_since(ims: &[u8], last_modified: &[u8], mtime: i64) -> bool 
     else {
         return false;
     };
+    if since > std::time::SystemTime::now() {
+        return false;
+    }
     let since = match since.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(_) => return false,
@@ -449,6 +454,7 @@ mod tests {
             ("Sunday, 06-Nov-94 08:49:37 GMT", mtime, true),
             ("Sun Nov  6 08:49:37 1994", mtime, true),
             ("yesterday", mtime, false),
+            ("Thu, 01 Jan 2099 00:00:00 GMT", mtime, false), // later than now: invalid
             ("", mtime, false),
             (lm, mtime + 10, true), // exact echo of our Last-Modified wins
         ];

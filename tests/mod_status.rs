@@ -466,3 +466,28 @@ fn conf_d_snippet_loads_and_its_example_works() {
     assert_eq!(s.get("/server-statistics").status, 204);
     assert!(!s.get("/server-status").text().contains("<script>"), "enable-sort = disable");
 }
+
+/// `server.defer-accept` (featherd's default: 1 s): a TCP connection that has sent nothing
+/// waits in the kernel and costs the server nothing; with 0 it is accepted at once, as by
+/// lighttpd's default.
+#[test]
+fn silent_connections_wait_in_the_kernel_with_defer_accept() {
+    for (setting, silent_accepted) in [("", false), ("server.defer-accept = 0", true)] {
+        let s = Server::start(&conf(&format!(
+            "server.max-worker := 1\nstatus.status-url = \"/server-status\"\n{setting}"
+        )));
+        let silent = connect(s.port);
+        // Connected after the silent one: one worker, one accept queue.
+        let j = json(&s.get("/server-status?json"));
+        let n = j["Connections"].as_array().map_or(0, Vec::len);
+        assert_eq!(n, if silent_accepted { 2 } else { 1 }, "{setting:?}: {j}");
+        // Once it speaks it is served.
+        let mut silent = silent;
+        silent
+            .write_all(b"GET /server-status?auto HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        silent.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{setting:?}: {out}");
+    }
+}

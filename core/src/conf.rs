@@ -80,7 +80,7 @@ pub const CORE_KEYS: &[KeyDef] = &[
     ("server.network-backend", VALUE_STRING, S),
     ("server.stat-cache-engine", VALUE_STRING, S),
     ("server.stat-cache-engine-ttl", VALUE_INT, S),
-    ("server.defer-accept", VALUE_INT, C),
+    ("server.defer-accept", VALUE_INT, S),
 ];
 
 /// Keys accepted for compatibility and otherwise ignored (featherd always uses epoll and
@@ -89,7 +89,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "server.event-handler",
     "server.network-backend",
     "server.stat-cache-engine-ttl",
-    "server.defer-accept",
     "server.core-files",
     "mimetype.use-xattr",
     "server.graceful-restart-bg",
@@ -123,6 +122,10 @@ pub struct ServerConf {
     /// without its trailing slash names scheme and host (lighttpd 1.4.64+ sends a relative
     /// one by default).
     pub absolute_dir_redirect: bool,
+    /// `server.defer-accept`: seconds the kernel holds a new TCP connection until its first
+    /// bytes arrive (TCP_DEFER_ACCEPT); 0 accepts at once. featherd's default is 1, see
+    /// docs/configuration.md.
+    pub defer_accept: u32,
 }
 
 impl Default for ServerConf {
@@ -145,6 +148,7 @@ impl Default for ServerConf {
             systemd_socket_activation: false,
             stat_cache: true,
             absolute_dir_redirect: false,
+            defer_accept: 1,
             compat_module_load: true,
             graceful_shutdown_timeout: 8,
             url: Default::default(),
@@ -207,6 +211,12 @@ impl ServerConf {
                 "server.compat-module-load" => s.compat_module_load = v.as_bool().unwrap_or(true),
                 "server.graceful-shutdown-timeout" => {
                     s.graceful_shutdown_timeout = v.as_int().and_then(|n| u64::try_from(n).ok()).unwrap_or(8)
+                }
+                "server.defer-accept" => {
+                    s.defer_accept = v
+                        .as_int()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad("a number of seconds (0: off)"))?
                 }
                 "server.feature-flags" => {
                     let Value::Array(a) = v else { return Err(bad("an array")) };

@@ -103,6 +103,37 @@ pub fn listen_specs(loaded: &Loaded, include_main: bool) -> Result<Vec<(String, 
     Ok(out)
 }
 
+/// `server.defer-accept` on a TCP listening socket we bound: the kernel completes the
+/// handshake but queues the connection for accept only once its first bytes are in (or after
+/// `secs`), so a new connection is read, answered and closed in the loop turn that accepts
+/// it, with no poller registration and no wake-up of its own.
+fn set_defer_accept(fd: &OwnedFd, secs: u32) {
+    let v = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fd is an open socket we own; v outlives the call and the length is its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        log::warn!("server.defer-accept: setsockopt failed: {}", io::Error::last_os_error());
+    }
+}
+
+/// Apply `server.defer-accept` to every TCP socket we bound (inherited sockets keep the
+/// settings of whoever made them).
+fn apply_defer_accept(sets: &[ListenSet], secs: u32) {
+    for s in sets.iter().filter(|s| !s.inherited && matches!(s.addr, BindAddr::Tcp(_))) {
+        for fd in &s.socks {
+            set_defer_accept(fd, secs);
+        }
+    }
+}
+
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
@@ -762,6 +793,7 @@ fn commit_restart(
                 log::info!("SIGUSR1: no longer listening on {}", c.name);
             }
             sets.extend(keep);
+            apply_defer_accept(sets, loaded.server.defer_accept);
             Ok((loaded, workers, true))
         }
         Err(e) => {
@@ -819,6 +851,7 @@ pub fn run(opts: Options) -> Result<i32, String> {
         (fd, name)
     });
     let mut sets = if opts.oneshot { Vec::new() } else { open_sets(&specs, inherited, nworkers)? };
+    apply_defer_accept(&sets, loaded.server.defer_accept);
     let ready = if opts.foreground || opts.oneshot { None } else { daemonize()? };
     if !opts.oneshot {
         if let Some(p) = &loaded.server.pid_file {

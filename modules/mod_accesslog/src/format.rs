@@ -313,8 +313,8 @@ fn render_field(f: &Field, v: &dyn LogValues, out: &mut Vec<u8>) {
         Field::Port { remote: true } => out.extend_from_slice(v.remote_port().to_string().as_bytes()),
         Field::Port { remote: false } => or_dash(out, split_port(v.local_addr()).1),
         Field::Query => {
+            // Without the '?', as lighttpd prints it (Apache's %q has it).
             if let Some(q) = split_query(v.target()).1 {
-                out.push(b'?');
                 escape_into(out, q);
             }
         }
@@ -568,7 +568,7 @@ pub mod tests {
             ("%f", "/srv/www/a/b.html"),
             ("%H %m", "HTTP/1.1 GET"),
             ("%p|%{local}p|%{remote}p", "8080|8080|51234"),
-            ("%q|%U", "?x=1&y=2|/a/b.html"),
+            ("%q|%U", "x=1&y=2|/a/b.html"),
             ("%v|%V", "example.org|example.org:8080"),
             ("%X", "-"),
             ("%t", "[10/Oct/2000:13:55:36 +0000]"),
@@ -593,7 +593,7 @@ pub mod tests {
         v.target = b"/plain".to_vec();
         assert_eq!(render("[%q] %U", &v), "[] /plain");
         v.target = b"/plain?".to_vec();
-        assert_eq!(render("[%q] %U", &v), "[?] /plain");
+        assert_eq!(render("[%q] %U", &v), "[] /plain");
     }
 
     #[test]

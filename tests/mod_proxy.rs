@@ -111,6 +111,7 @@ fn forwards_request_and_strips_hop_by_hop_headers() {
     }
     assert_eq!(echo_header(&r, "X-Forwarded-For").as_deref(), Some("10.9.8.7, 127.0.0.1"));
     assert_eq!(echo_header(&r, "X-Host").as_deref(), Some("front.example"));
+    assert_eq!(echo_header(&r, "X-Forwarded-Host").as_deref(), Some("front.example"));
     assert_eq!(echo_header(&r, "X-Forwarded-Proto").as_deref(), Some("http"));
     assert_eq!(echo_header(&r, "Forwarded"), None, "only with proxy.forwarded");
     // The backend's end-to-end response headers come through.

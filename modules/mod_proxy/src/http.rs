@@ -225,9 +225,13 @@ pub fn build_request(info: &RequestInfo<'_>, headers: &[(&[u8], &[u8])]) -> Vec<
     h.extend_from_slice(&x);
     h.extend_from_slice(b"\r\n");
     if !info.client_host.is_empty() {
-        h.extend_from_slice(b"X-Host: ");
-        h.extend_from_slice(info.client_host);
-        h.extend_from_slice(b"\r\n");
+        // Both names, as lighttpd sends them (X-Forwarded-Host is what most applications
+        // and frameworks read).
+        for name in [&b"X-Host: "[..], b"X-Forwarded-Host: "] {
+            h.extend_from_slice(name);
+            h.extend_from_slice(info.client_host);
+            h.extend_from_slice(b"\r\n");
+        }
     }
     h.extend_from_slice(b"X-Forwarded-Proto: ");
     h.extend_from_slice(info.scheme.as_bytes());
@@ -583,6 +587,7 @@ mod tests {
         assert!(h.contains("Accept: */*\r\n"));
         assert!(h.contains("X-Forwarded-For: 1.2.3.4, 10.0.0.1\r\n"), "{h}");
         assert!(h.contains("X-Host: front.example\r\n"));
+        assert!(h.contains("X-Forwarded-Host: front.example\r\n"));
         assert!(!h.contains("Forwarded: "), "{h}");
     }
 

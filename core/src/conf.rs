@@ -223,9 +223,19 @@ impl ServerConf {
                     for e in a {
                         // The other flags tune lighttpd internals featherd does not have
                         // (HTTP/2, its own restart modes, ...): accepted and ignored.
-                        if e.key.as_deref() == Some("server.absolute-dir-redirect") {
-                            s.absolute_dir_redirect =
-                                e.value.as_bool().ok_or_else(|| bad("\"enable\"/\"disable\" values"))?;
+                        match e.key.as_deref() {
+                            Some("server.absolute-dir-redirect") => {
+                                s.absolute_dir_redirect =
+                                    e.value.as_bool().ok_or_else(|| bad("\"enable\"/\"disable\" values"))?
+                            }
+                            // lighttpd's place for it (Debian's default config sets 5).
+                            Some("server.graceful-shutdown-timeout") => {
+                                s.graceful_shutdown_timeout =
+                                    e.value.as_int().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+                                        bad("a number of seconds for server.graceful-shutdown-timeout")
+                                    })?
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -492,6 +502,30 @@ mod tests {
         assert_eq!(closest("server.prot", keys.iter().copied()), Some("server.port"));
         assert_eq!(closest("index-file.name", keys.iter().copied()), Some("index-file.names"));
         assert_eq!(closest("zzz.qqq", keys.iter().copied()), None);
+    }
+
+    #[test]
+    fn feature_flags_and_defer_accept() {
+        let server = |text: &str| {
+            let cfg = crate::config::parse_str(text, std::path::Path::new("t.conf")).expect("parses");
+            ServerConf::from_config(&cfg)
+        };
+        let d = server("").expect("defaults");
+        assert_eq!((d.absolute_dir_redirect, d.graceful_shutdown_timeout, d.defer_accept), (false, 8, 1));
+        // Debian's default lighttpd.conf appends flags with +=; unknown flags are ignored.
+        let s = server(
+            "server.feature-flags += (\"server.h2proto\" => \"enable\")\n\
+             server.feature-flags += (\"server.graceful-shutdown-timeout\" => 5)\n\
+             server.feature-flags += (\"server.absolute-dir-redirect\" => \"enable\")\n\
+             server.defer-accept = 0\n",
+        )
+        .expect("accepted");
+        assert_eq!((s.absolute_dir_redirect, s.graceful_shutdown_timeout, s.defer_accept), (true, 5, 0));
+        let e =
+            server("server.feature-flags = (\"server.absolute-dir-redirect\" => \"maybe\")\n").unwrap_err();
+        assert!(e.starts_with("t.conf:1") && e.contains("server.feature-flags"), "{e}");
+        let e = server("server.defer-accept = \"soon\"\n").unwrap_err();
+        assert!(e.contains("server.defer-accept"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl Evaluation {
         // A chain is "taken" once one of its branches matched; later
         // branches are then skipped without evaluating their condition.
         let mut taken = Bits::new(n);
+        let mut host_port = None;
         if n > 0 {
             ev.matched.set(0);
         }
@@ -110,7 +111,7 @@ impl Evaluation {
             }
             let (hit, cap) = match &b.cond {
                 None => (true, None),
-                Some(c) => check(c, facts),
+                Some(c) => check(c, facts, &mut host_port),
             };
             if !hit {
                 continue;
@@ -157,11 +158,11 @@ fn pattern_port(p: &str) -> Option<&str> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
-fn pattern_has_port(p: &str) -> bool {
-    pattern_port(p).is_some()
-}
-
-fn check(c: &Condition, facts: &dyn RequestFacts) -> (bool, Option<Captured>) {
+fn check<'a>(
+    c: &Condition,
+    facts: &'a dyn RequestFacts,
+    host_port: &'a mut Option<String>,
+) -> (bool, Option<Captured>) {
     if let Matcher::Cidr { .. } = c.matcher {
         let ip = facts.remote_ip().or_else(|| facts.field(&c.field).and_then(|s| s.parse().ok()));
         return match ip {
@@ -171,26 +172,30 @@ fn check(c: &Condition, facts: &dyn RequestFacts) -> (bool, Option<Captured>) {
         };
     }
     let formatted;
-    let with_port;
     // As lighttpd: the host is matched with the port the client sent (unless it is the
     // scheme's default), except that `==` and `!=` compare ports only when both the pattern
     // and the request have one.
-    let host_port = match c.field {
-        CondField::Host => match (facts.host_port(), c.op) {
-            (Some(_), CondOp::Eq | CondOp::Ne) if !pattern_has_port(&c.pattern) => None,
-            (Some(p), _) => Some(format!("{}:{p}", facts.field(&c.field).unwrap_or(""))),
-            (None, CondOp::Eq | CondOp::Ne) => {
-                pattern_port(&c.pattern).map(|p| format!("{}:{p}", facts.field(&c.field).unwrap_or("")))
+    let mut subject_host_port: Option<&str> = None;
+    if c.field == CondField::Host {
+        let host = facts.field(&c.field).unwrap_or("");
+        let eq = matches!(c.op, CondOp::Eq | CondOp::Ne);
+        match (facts.host_port(), pattern_port(&c.pattern)) {
+            (Some(_), None) if eq => {}
+            (Some(p), _) => {
+                // Built once per evaluation, however many host conditions there are.
+                let s = host_port.get_or_insert_with(|| format!("{host}:{p}"));
+                subject_host_port = Some(s.as_str());
             }
-            (None, _) => None,
-        },
-        _ => None,
-    };
-    let subject = match host_port {
-        Some(s) => {
-            with_port = s;
-            &with_port
+            (None, Some(port)) if eq => {
+                // No port sent: compare with the pattern's host part.
+                let base = &c.pattern[..c.pattern.len() - port.len() - 1];
+                return ((host == base) != c.op.negated(), None);
+            }
+            (None, _) => {}
         }
+    }
+    let subject = match subject_host_port {
+        Some(s) => s,
         None => match facts.field(&c.field) {
             Some(s) => s,
             None if c.field == CondField::RemoteIp => match facts.remote_ip() {

@@ -52,6 +52,37 @@ pub enum Mode {
     Authorizer,
 }
 
+impl HostConfig {
+    /// A host with every option at its default (lighttpd's), named `name`.
+    pub fn defaults(name: String) -> HostConfig {
+        HostConfig {
+            name,
+            addr: Addr::Unix(PathBuf::new()),
+            host: None,
+            check_local: true,
+            bin_path: None,
+            bin_environment: vec![],
+            bin_copy_environment: vec![],
+            min_procs: 1,
+            max_procs: 1,
+            max_load_per_proc: 1,
+            idle_timeout: 60,
+            disable_time: 1,
+            connect_timeout: 8,
+            read_timeout: 0,
+            write_timeout: 0,
+            fix_root_scriptname: false,
+            strip_request_uri: None,
+            broken_scriptfilename: false,
+            x_sendfile: false,
+            x_sendfile_docroot: vec![],
+            mode: Mode::Responder,
+            docroot: None,
+            extra: vec![],
+        }
+    }
+}
+
 /// One host's settings, as written in the config.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
@@ -459,31 +490,7 @@ fn parse_host(
     let mut host: Option<String> = None;
     let mut port: Option<u16> = None;
     let mut socket: Option<String> = None;
-    let mut c = HostConfig {
-        name: name.clone(),
-        addr: Addr::Unix(PathBuf::new()),
-        host: None,
-        check_local: true,
-        bin_path: None,
-        bin_environment: vec![],
-        bin_copy_environment: vec![],
-        min_procs: 1,
-        max_procs: 1,
-        max_load_per_proc: 1,
-        idle_timeout: 60,
-        disable_time: 1,
-        connect_timeout: 8,
-        read_timeout: 0,
-        write_timeout: 0,
-        fix_root_scriptname: false,
-        strip_request_uri: None,
-        broken_scriptfilename: false,
-        x_sendfile: false,
-        x_sendfile_docroot: vec![],
-        mode: Mode::Responder,
-        docroot: None,
-        extra: vec![],
-    };
+    let mut c = HostConfig::defaults(name.clone());
     let uint = |o: &str, v: &Value| -> Result<u32, String> {
         let n = v.to_int().map_err(|e| ctx(o, e))?;
         u32::try_from(n).map_err(|_| ctx(o, "expected a non-negative integer".into()))
@@ -614,31 +621,7 @@ mod tests {
 
     fn host(name: &str, i: usize) -> Arc<Host> {
         Arc::new(Host {
-            config: HostConfig {
-                name: name.into(),
-                addr: Addr::Unix(PathBuf::from("/x")),
-                host: None,
-                check_local: true,
-                bin_path: None,
-                bin_environment: vec![],
-                bin_copy_environment: vec![],
-                min_procs: 1,
-                max_procs: 1,
-                max_load_per_proc: 1,
-                idle_timeout: 60,
-                disable_time: 1,
-                connect_timeout: 8,
-                read_timeout: 0,
-                write_timeout: 0,
-                fix_root_scriptname: false,
-                strip_request_uri: None,
-                broken_scriptfilename: false,
-                x_sendfile: false,
-                x_sendfile_docroot: vec![],
-                mode: Mode::Responder,
-                docroot: None,
-                extra: vec![],
-            },
+            config: HostConfig { addr: Addr::Unix(PathBuf::from("/x")), ..HostConfig::defaults(name.into()) },
             index: i,
             active: AtomicUsize::new(0),
             requests: AtomicU64::new(0),

@@ -342,6 +342,30 @@ fn stderr_goes_to_the_error_log() {
     assert!(line.contains("(mod_cgi)") && line.contains("stderr.py"), "{line}");
 }
 
+/// With `server.breakagelog`, scripts write their stderr to it directly (as lighttpd), and it
+/// is reopened on SIGHUP like the error log (logrotate moves the file away first).
+#[test]
+fn stderr_goes_to_the_breakagelog_when_set() {
+    let s = start(r#"server.breakagelog = "@DIR@/breakage.log""#);
+    let path = s.dir.path().join("breakage.log");
+    let r = s.get("/cgi/stderr.py");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    wait_for("the script's stderr in the breakage log", || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("cgi-stderr-marker two"))
+    });
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "cgi-stderr-marker one\ncgi-stderr-marker two\n");
+    assert!(!s.error_log().contains("cgi-stderr-marker"), "{}", s.error_log());
+    // Rotated: moved away, SIGHUP, and the next script writes to a new file at the path.
+    std::fs::rename(&path, s.dir.path().join("breakage.log.1")).unwrap();
+    // SAFETY: a signal to the server process this test started.
+    unsafe { libc::kill(s.pid(), libc::SIGHUP) };
+    s.wait_log("SIGHUP: logs reopened");
+    assert_eq!(s.get("/cgi/stderr.py").status, 200);
+    wait_for("stderr in the reopened breakage log", || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("cgi-stderr-marker two"))
+    });
+}
+
 #[test]
 fn script_killed_when_the_client_resets() {
     let s = start("");

@@ -132,3 +132,65 @@ pub fn reopen() {
         Err(e) => log::error!("cannot reopen server.errorlog {path:?}: {e}"),
     }
 }
+
+/// `server.breakagelog`: where CGI scripts' stderr goes (mod_cgi hands the descriptor to the
+/// script as its stderr), -1 when not set. Like the error log, its number never changes once
+/// opened: SIGHUP and a restart dup2 the reopened file onto it, so a module may pass it to a
+/// child at any moment.
+static BREAK_FD: AtomicI32 = AtomicI32::new(-1);
+static BREAK_TARGET: Mutex<Option<String>> = Mutex::new(None);
+
+/// Open `server.breakagelog` (start and graceful restart). None or empty: none; a descriptor
+/// given up stays open (a child may be being handed it).
+pub fn init_breakage(path: Option<&str>) -> Result<(), String> {
+    let mut target = BREAK_TARGET.lock().map_err(|_| "breakage log lock poisoned".to_string())?;
+    match path {
+        Some(p) if !p.is_empty() => {
+            let fd = match open_append(p) {
+                Ok(fd) => fd,
+                Err(e) if target.as_deref() == Some(p) => {
+                    log::warn!("cannot reopen server.breakagelog {p:?} ({e}); going on with the open file");
+                    return Ok(());
+                }
+                Err(e) => return Err(format!("cannot open server.breakagelog {p:?}: {e}")),
+            };
+            let cur = BREAK_FD.load(Ordering::Relaxed);
+            if cur >= 0 {
+                // SAFETY: dup3 onto our own breakage log descriptor, then close the temporary.
+                unsafe {
+                    libc::dup3(fd, cur, libc::O_CLOEXEC);
+                    libc::close(fd);
+                }
+            } else {
+                BREAK_FD.store(fd, Ordering::Relaxed);
+            }
+            *target = Some(p.to_string());
+        }
+        _ => {
+            BREAK_FD.store(-1, Ordering::Relaxed);
+            *target = None;
+        }
+    }
+    Ok(())
+}
+
+/// The breakage log's descriptor, or -1.
+pub fn breakage_fd() -> i32 {
+    BREAK_FD.load(Ordering::Relaxed)
+}
+
+/// SIGHUP: reopen the breakage log at its path.
+pub fn reopen_breakage() {
+    let Ok(t) = BREAK_TARGET.lock() else { return };
+    let Some(path) = t.as_ref() else { return };
+    match open_append(path) {
+        Ok(new) => {
+            // SAFETY: dup3 onto our own breakage log descriptor, then close the temporary.
+            unsafe {
+                libc::dup3(new, BREAK_FD.load(Ordering::Relaxed), libc::O_CLOEXEC);
+                libc::close(new);
+            }
+        }
+        Err(e) => log::error!("cannot reopen server.breakagelog {path:?}: {e}"),
+    }
+}

@@ -761,15 +761,17 @@ fn commit_restart(
             );
         }
     }
-    let applied = crate::errorlog::init(s.errorlog.as_deref(), log::LevelFilter::Info).and_then(|()| {
-        let r = host::init(&mut loaded);
-        if r.is_err() {
-            // Every init ran (set_defaults is what refused): release what the modules made
-            // (open files, piped loggers) before the previous configuration starts again.
-            host::cleanup(&loaded);
-        }
-        r
-    });
+    let applied = crate::errorlog::init(s.errorlog.as_deref(), log::LevelFilter::Info)
+        .and_then(|()| crate::errorlog::init_breakage(s.breakagelog.as_deref()))
+        .and_then(|()| {
+            let r = host::init(&mut loaded);
+            if r.is_err() {
+                // Every init ran (set_defaults is what refused): release what the modules made
+                // (open files, piped loggers) before the previous configuration starts again.
+                host::cleanup(&loaded);
+            }
+            r
+        });
     match applied {
         Ok(()) => {
             if let Some(n) = loaded.server.max_fds {
@@ -802,6 +804,7 @@ fn commit_restart(
             );
             drop(fresh);
             let _ = crate::errorlog::init(old_server.errorlog.as_deref(), log::LevelFilter::Info);
+            let _ = crate::errorlog::init_breakage(old_server.breakagelog.as_deref());
             let old = host::load(old_cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: true })
                 .map_err(|e| {
                     format!("SIGUSR1: the previous configuration failed to initialise again: {e}")
@@ -829,6 +832,7 @@ pub fn run(opts: Options) -> Result<i32, String> {
     let cfg = crate::config::parse_file(&opts.config).map_err(|e| e.to_string())?;
     let server = ServerConf::from_config(&cfg)?;
     crate::errorlog::init(server.errorlog.as_deref(), log::LevelFilter::Info)?;
+    crate::errorlog::init_breakage(server.breakagelog.as_deref())?;
     let inherited = if opts.oneshot { Vec::new() } else { take_inherited(server.systemd_socket_activation)? };
     let activated = !inherited.is_empty();
     let loaded = host::load(cfg, &host::LoadOptions { module_dir: &opts.module_dir, init: true })?;
@@ -898,6 +902,7 @@ pub fn run(opts: Options) -> Result<i32, String> {
         }
         if signals.hup.swap(false, Ordering::Relaxed) {
             crate::errorlog::reopen();
+            crate::errorlog::reopen_breakage();
             for (m, h) in &gen.loaded.chains.sighup {
                 // SAFETY: the module's hook with its own data, on the main thread.
                 unsafe { h(gen.loaded.modules[*m].data.0) };

@@ -70,7 +70,7 @@ typedef fd_result_t (*fd_preface_hook)(void *module_data,
 #define FEATHERD_ABI_MAJOR 1
 
 // Additive-change counter: the number of append steps since the major was published.
-#define FEATHERD_ABI_MINOR 7
+#define FEATHERD_ABI_MINOR 8
 
 // Log levels (as the `log` crate orders them).
 #define FEATHERD_LOG_ERROR 1
@@ -608,6 +608,11 @@ typedef struct fd_host_api {
   // The server's compile-time features as `featherd -V` lists them, one per line
   // ("+ IPv6 support", "- TLS support"), static text.
   struct fd_str (*server_features)(void);
+  // The descriptor of `server.breakagelog` (open for appending, close-on-exec), or -1 when
+  // it is not set. Its number stays the same for the life of the process (SIGHUP and
+  // restarts reopen the file onto it), so it may be handed to a child process as its stderr
+  // at any moment; do not close it. Any thread.
+  int32_t (*breakagelog_fd)(void);
 } fd_host_api;
 
 // What a module's `featherd_module_v1` returns. Static, never freed.

@@ -31,7 +31,7 @@ use core::ffi::c_void;
 /// Incompatible-change counter. A module with a different major is refused at start.
 pub const ABI_MAJOR: u32 = 1;
 /// Additive-change counter: the number of append steps since the major was published.
-pub const ABI_MINOR: u32 = 7;
+pub const ABI_MINOR: u32 = 8;
 
 /// The one symbol a module exports: `extern "C" fn() -> *const ModuleDescriptor`.
 pub const MODULE_SYMBOL: &str = "featherd_module_v1";
@@ -791,6 +791,13 @@ pub struct HostApi {
     /// The server's compile-time features as `featherd -V` lists them, one per line
     /// ("+ IPv6 support", "- TLS support"), static text.
     pub server_features: unsafe extern "C" fn() -> Str,
+
+    // ---- ABI 1.8 ----
+    /// The descriptor of `server.breakagelog` (open for appending, close-on-exec), or -1 when
+    /// it is not set. Its number stays the same for the life of the process (SIGHUP and
+    /// restarts reopen the file onto it), so it may be handed to a child process as its stderr
+    /// at any moment; do not close it. Any thread.
+    pub breakagelog_fd: unsafe extern "C" fn() -> i32,
 }
 
 // SAFETY: the host table is immutable after construction and its functions are thread-safe

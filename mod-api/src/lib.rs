@@ -1678,6 +1678,17 @@ pub fn server_features() -> Option<String> {
     Some(String::from_utf8_lossy(unsafe { (host().server_features)().as_bytes() }).into_owned())
 }
 
+/// The descriptor of `server.breakagelog` (for a child's stderr: duplicate it, never close
+/// it), or None when it is not set or the server is older than ABI 1.8.
+pub fn breakagelog_fd() -> Option<RawFd> {
+    if HOST.load(Ordering::Acquire).is_null() || !host_has_field!(breakagelog_fd) {
+        return None;
+    }
+    // SAFETY: the field exists (checked above); the call has no preconditions.
+    let fd = unsafe { (host().breakagelog_fd)() };
+    (fd >= 0).then_some(fd)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Services between modules
 

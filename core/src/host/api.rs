@@ -121,6 +121,7 @@ pub static HOST_API: HostApi = HostApi {
     stat_counter_at,
     module_info: host_module_info,
     server_features,
+    breakagelog_fd,
 };
 
 fn sv(b: &[u8]) -> Str {
@@ -1121,6 +1122,10 @@ unsafe extern "C" fn host_module_info(module_id: u32, out: *mut ModuleInfo) -> i
     // SAFETY: as above.
     unsafe { fill_sized(out, &info, want) };
     0
+}
+
+unsafe extern "C" fn breakagelog_fd() -> i32 {
+    crate::errorlog::breakage_fd()
 }
 
 unsafe extern "C" fn server_features() -> Str {

@@ -228,12 +228,24 @@ impl Cgi {
             c.arg(path);
             c
         };
+        // With `server.breakagelog` the script writes its stderr there itself, as with
+        // lighttpd; otherwise it comes through a pipe into the error log, line by line.
+        let breakage = featherd_mod_api::breakagelog_fd().and_then(|fd| {
+            // SAFETY: the server's breakage log descriptor stays open for the life of the
+            // process; it is only borrowed here to duplicate it for the child.
+            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            b.try_clone_to_owned().ok()
+        });
+        let stderr_to = match breakage {
+            Some(fd) => Stdio::from(fd),
+            None => Stdio::piped(),
+        };
         cmd.env_clear()
             .envs(vars.iter().map(|(n, v)| (OsStr::from_bytes(n), OsStr::from_bytes(v))))
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr_to)
             // Its own process group, so that what the script starts is stopped with it.
             .process_group(0);
         let (pid, stdin, stdout, stderr) = {
@@ -269,14 +281,14 @@ impl Cgi {
             buf: vec![0u8; IO_CHUNK],
             clean_end: false,
         };
-        let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
+        let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
             log::error!("{script}: pipes missing after spawn");
             req.set_status(500);
             return Err(Handler::Finished);
         };
         let id = req.id();
         let setup = (|| -> io::Result<()> {
-            for fd in [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
+            for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {
                 set_nonblocking(fd)?;
             }
             let reg = register_fd(stdout.as_raw_fd(), true, false, move |_, _| {
@@ -287,6 +299,9 @@ impl Cgi {
                 id.wake();
             })?;
             job.stdin = Some(Pipe { _reg: reg, file: stdin });
+            // No pipe: the script writes to the breakage log itself.
+            let Some(stderr) = stderr else { return Ok(()) };
+            set_nonblocking(stderr.as_raw_fd())?;
             let fd = stderr.as_raw_fd();
             let log = Rc::new(RefCell::new(StderrLog {
                 pipe: stderr,

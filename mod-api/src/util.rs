@@ -16,6 +16,12 @@ pub struct Civil {
     pub sec: u32,
     /// 0 = Sunday
     pub wday: u32,
+    /// Day of the year, 0..=365
+    pub yday: u32,
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
 
 impl Civil {
@@ -34,6 +40,8 @@ impl Civil {
         let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
         let year = yoe + era * 400 + i64::from(month <= 2);
+        const CUMULATIVE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+        let yday = CUMULATIVE[month as usize - 1] + day - 1 + u32::from(month > 2 && is_leap(year));
         Civil {
             year,
             month,
@@ -42,6 +50,7 @@ impl Civil {
             min: rem / 60 % 60,
             sec: rem % 60,
             wday: (days + 4).rem_euclid(7) as u32, // 1970-01-01 was a Thursday
+            yday,
         }
     }
 }
@@ -67,12 +76,20 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        let c =
-            |y, mo, d, h, mi, s, w| Civil { year: y, month: mo, day: d, hour: h, min: mi, sec: s, wday: w };
-        assert_eq!(Civil::from_unix(0), c(1970, 1, 1, 0, 0, 0, 4));
-        assert_eq!(Civil::from_unix(951_782_400), c(2000, 2, 29, 0, 0, 0, 2));
-        assert_eq!(Civil::from_unix(1_796_300_001), c(2026, 12, 3, 12, 13, 21, 4));
-        assert_eq!(Civil::from_unix(-1), c(1969, 12, 31, 23, 59, 59, 3));
+        let c = |y, mo, d, h, mi, s, w, yday| Civil {
+            year: y,
+            month: mo,
+            day: d,
+            hour: h,
+            min: mi,
+            sec: s,
+            wday: w,
+            yday,
+        };
+        assert_eq!(Civil::from_unix(0), c(1970, 1, 1, 0, 0, 0, 4, 0));
+        assert_eq!(Civil::from_unix(951_782_400), c(2000, 2, 29, 0, 0, 0, 2, 59));
+        assert_eq!(Civil::from_unix(1_796_300_001), c(2026, 12, 3, 12, 13, 21, 4, 336));
+        assert_eq!(Civil::from_unix(-1), c(1969, 12, 31, 23, 59, 59, 3, 364));
     }
 
     #[test]

@@ -4,22 +4,8 @@
 //! always UTC (the offset printed is `+0000`): a module has no safe way to ask the C library
 //! for the local zone, and UTC logs sort and merge without surprises.
 
-/// A broken-down UTC time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tm {
-    pub year: i64,
-    /// 1..=12
-    pub month: u32,
-    /// 1..=31
-    pub day: u32,
-    pub hour: u32,
-    pub min: u32,
-    pub sec: u32,
-    /// 0 = Sunday
-    pub wday: u32,
-    /// 0..=365
-    pub yday: u32,
-}
+/// A broken-down UTC time: the SDK's, shared with the other modules.
+pub use featherd_mod_api::util::Civil as Tm;
 
 const MONTHS: [&str; 12] =
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -39,30 +25,6 @@ const MONTHS_LONG: [&str; 12] = [
 ];
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const DAYS_LONG: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-impl Tm {
-    /// Break down seconds since the epoch (UTC).
-    pub fn from_unix(secs: i64) -> Tm {
-        let c = featherd_mod_api::util::Civil::from_unix(secs);
-        const CUMULATIVE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-        let leap_day = u32::from(c.month > 2 && is_leap(c.year));
-        let yday = CUMULATIVE[c.month as usize - 1] + c.day - 1 + leap_day;
-        Tm {
-            year: c.year,
-            month: c.month,
-            day: c.day,
-            hour: c.hour,
-            min: c.min,
-            sec: c.sec,
-            wday: c.wday,
-            yday,
-        }
-    }
-}
 
 fn push_num(out: &mut Vec<u8>, v: i64, width: usize, pad: u8) {
     let s = v.to_string();

@@ -1062,13 +1062,14 @@ impl Worker {
     }
 
     fn release(&mut self, mut req: Box<Request>) {
+        if self.pool.len() >= REQUEST_POOL {
+            return;
+        }
         req.reset();
         if self.pool.len() >= 64 {
             req.trim();
         }
-        if self.pool.len() < REQUEST_POOL {
-            self.pool.push(req);
-        }
+        self.pool.push(req);
     }
 
     /// request_done (if it completed) and request_reset for every module.

@@ -89,7 +89,7 @@ fn recycle(c: Chunk) {
 pub struct ChunkQueue {
     chunks: VecDeque<Chunk>,
     bytes: u64,
-    /// TCP_CORK is set on the socket (see `write_to`).
+    /// TCP_CORK is set on the socket (see `write_max`).
     corked: bool,
 }
 
@@ -107,7 +107,7 @@ fn cork(sock: i32, on: bool) {
     };
 }
 
-/// Outcome of one [`ChunkQueue::write_to`] attempt.
+/// Outcome of one [`ChunkQueue::write_max`] attempt.
 pub enum WriteResult {
     /// Wrote this many bytes (maybe less than queued).
     Wrote(u64),
@@ -276,12 +276,7 @@ impl ChunkQueue {
     }
 
     /// Write as much as the socket takes in one system call: writev of the leading memory
-    /// chunks, or sendfile of a leading file range.
-    pub fn write_to(&mut self, sock: i32) -> io::Result<WriteResult> {
-        self.write_max(sock, 256 * 1024)
-    }
-
-    /// As `write_to`, sending at most `max` bytes of a file range in the call.
+    /// chunks, or sendfile of at most `max` bytes of a leading file range.
     pub fn write_max(&mut self, sock: i32, max: u64) -> io::Result<WriteResult> {
         let Some(front) = self.chunks.front() else { return Ok(WriteResult::Wrote(0)) };
         let n = match front {
@@ -400,7 +395,7 @@ mod tests {
         assert_eq!(out.peek_mem(100), b"H:2345");
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         while !out.is_empty() {
-            out.write_to(a.as_raw_fd()).unwrap();
+            out.write_max(a.as_raw_fd(), 256 * 1024).unwrap();
         }
         drop(a);
         let mut s = String::new();
@@ -421,7 +416,7 @@ mod tests {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut total = 0;
         while !out.is_empty() {
-            if let Ok(WriteResult::Wrote(n)) = out.write_to(a.as_raw_fd()) {
+            if let Ok(WriteResult::Wrote(n)) = out.write_max(a.as_raw_fd(), 256 * 1024) {
                 total += n;
             }
         }
@@ -441,7 +436,7 @@ mod tests {
         q.push_file(f.into(), 2, 5);
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         while !q.is_empty() {
-            q.write_to(a.as_raw_fd()).unwrap();
+            q.write_max(a.as_raw_fd(), 256 * 1024).unwrap();
         }
         drop(a);
         let mut s = String::new();
